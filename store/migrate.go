@@ -1,0 +1,105 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+)
+
+// migrations are applied in order; the schema version is their count.
+// Append only: never edit a migration that has shipped.
+var migrations = []string{
+	// 1: staff, recovery codes, secrets, audit log. (The meta table, which
+	// holds the schema version, is created before any migration runs.)
+	`
+CREATE TABLE staff (
+	name            TEXT PRIMARY KEY,
+	totp_secret     BLOB,             -- sealed; NULL until enrolled
+	enroll_at_login INTEGER NOT NULL DEFAULT 0 CHECK (enroll_at_login IN (0, 1)),
+	last_step       INTEGER NOT NULL DEFAULT 0,
+	failures        INTEGER NOT NULL DEFAULT 0,
+	locked_until    INTEGER,          -- unix milliseconds
+	created_at      INTEGER NOT NULL,
+	enrolled_at     INTEGER
+);
+CREATE TABLE recovery_codes (
+	staff   TEXT NOT NULL REFERENCES staff(name) ON DELETE CASCADE,
+	hash    TEXT NOT NULL,
+	used_at INTEGER,
+	PRIMARY KEY (staff, hash)
+);
+CREATE TABLE secrets (
+	name       TEXT PRIMARY KEY,
+	value      BLOB,                  -- sealed; NULL when the value lives in the OS keyring
+	masked     TEXT NOT NULL,
+	storage    TEXT NOT NULL CHECK (storage IN ('database', 'keyring')),
+	set_by     TEXT NOT NULL,
+	set_at     INTEGER NOT NULL
+);
+CREATE TABLE audit (
+	id          INTEGER PRIMARY KEY,
+	time        TEXT NOT NULL,
+	actor       TEXT NOT NULL,
+	action      TEXT NOT NULL,
+	target      TEXT NOT NULL DEFAULT '',
+	detail      TEXT NOT NULL DEFAULT '{}',
+	remote_addr TEXT NOT NULL DEFAULT '',
+	session_id  TEXT NOT NULL DEFAULT '',
+	channel     TEXT NOT NULL,
+	hash        TEXT NOT NULL
+);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_action ON audit (action, id);
+CREATE INDEX audit_time ON audit (time);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`,
+}
+
+// SchemaVersion is the schema this binary writes.
+var SchemaVersion = len(migrations)
+
+// ErrSchemaTooNew is returned by Open for a database written by a newer
+// Backroom.
+var ErrSchemaTooNew = errors.New("store: the database was written by a newer Backroom")
+
+func (s *Store) migrate(ctx context.Context) error {
+	return s.write(ctx, func(tx *wtx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`); err != nil {
+			return fmt.Errorf("store: migrate: %w", err)
+		}
+		var v string
+		err := tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = 'schema'`).Scan(&v)
+		current := 0
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return fmt.Errorf("store: read schema version: %w", err)
+		default:
+			current, err = strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("store: schema version %q is not a number", v)
+			}
+		}
+		if current > SchemaVersion {
+			return fmt.Errorf("%w (schema %d; this binary knows up to %d): upgrade Backroom", ErrSchemaTooNew, current, SchemaVersion)
+		}
+		for i := current; i < SchemaVersion; i++ {
+			if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+				return fmt.Errorf("store: migration %d: %w", i+1, err)
+			}
+		}
+		if current != SchemaVersion {
+			_, err = tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES ('schema', ?)
+				ON CONFLICT (key) DO UPDATE SET value = excluded.value`, strconv.Itoa(SchemaVersion))
+			if err != nil {
+				return fmt.Errorf("store: write schema version: %w", err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,236 @@
+// Package store is Backroom's domain and its persistence: staff and their
+// second factor, the Stripe API key, and the tamper-evident audit log, kept in
+// one SQLite file (modernc.org/sqlite, no cgo) in the data directory.
+//
+// Every method that changes something writes its audit row in the same
+// transaction, so a change without its audit row cannot happen. Secrets are
+// sealed with AES-256-GCM under a key derived from the master key.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"backroom/store/authkeys"
+)
+
+// File names inside the data directory.
+const (
+	DBFile             = "backroom.db"
+	AuthorizedKeysFile = "authorized_keys"
+	AuditHeadFile      = "audit.head"
+	MasterKeyFile      = "master.key"
+	HostKeyFile        = "ssh_host_ed25519_key"
+)
+
+// Synchronous levels accepted for Options.Synchronous.
+var synchronousLevels = map[string]bool{"OFF": true, "NORMAL": true, "FULL": true, "EXTRA": true}
+
+// Options configure Open. Zero values take the documented defaults.
+type Options struct {
+	// Dir is the data directory; it is created 0700 when missing.
+	Dir string
+	// MasterKey seals secrets and keys the audit chain. Required.
+	MasterKey MasterKey
+	// Now is the clock; nil means time.Now. Tests inject their own.
+	Now func() time.Time
+	// Logger receives operational messages; nil discards them.
+	Logger *slog.Logger
+	// Synchronous is SQLite's synchronous level: NORMAL (default) or FULL.
+	Synchronous string
+	// LockoutAfter is how many consecutive code failures lock a staff
+	// member (default 5); LockoutFor is how long (default 15m).
+	LockoutAfter int
+	LockoutFor   time.Duration
+	// EnvStripeKey is the value of STRIPE_API_KEY; when set it wins over
+	// any stored key.
+	EnvStripeKey string
+	// Keyring, when non-nil, holds the Stripe key instead of the database
+	// (USE_KEYRING=1).
+	Keyring Keyring
+}
+
+// Store is the handle on one data directory. It is safe for concurrent use.
+type Store struct {
+	dir     string
+	rdb     *sql.DB // readers
+	wdb     *sql.DB // the single writer connection (BEGIN IMMEDIATE)
+	now     func() time.Time
+	log     *slog.Logger
+	sealer  *sealer
+	auditMK []byte // HMAC key of the audit chain
+	recoveryMK []byte // HMAC key of recovery-code hashes
+
+	lockoutAfter int
+	lockoutFor   time.Duration
+	envKey       string
+	keyring      Keyring
+
+	keys      atomic.Pointer[authkeys.File] // the current authorized_keys snapshot
+	keysMu    sync.Mutex                    // serialises reloads in this process
+	removedMu sync.Mutex
+	onRemoved []func(fingerprints []string)
+
+	headMu sync.Mutex // serialises audit head writes in this process
+}
+
+// Open opens (creating when needed) the data directory and its database,
+// applies migrations, checks the master key against the data, and loads the
+// authorized_keys file.
+func Open(ctx context.Context, opts Options) (*Store, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("store: no data directory given")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Synchronous == "" {
+		opts.Synchronous = "NORMAL"
+	}
+	opts.Synchronous = strings.ToUpper(opts.Synchronous)
+	if !synchronousLevels[opts.Synchronous] {
+		return nil, fmt.Errorf("store: synchronous level %q is not valid (use NORMAL or FULL)", opts.Synchronous)
+	}
+	if opts.LockoutAfter <= 0 {
+		opts.LockoutAfter = 5
+	}
+	if opts.LockoutFor <= 0 {
+		opts.LockoutFor = 15 * time.Minute
+	}
+	if len(opts.MasterKey) != MasterKeySize {
+		return nil, errors.New("store: a 32-byte master key is required")
+	}
+	if err := EnsureDir(opts.Dir); err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(opts.Dir, DBFile)
+	// SQLite creates files with the process umask; create them 0600 first
+	// so the database, its WAL and its shared-memory file are never
+	// readable by others (the WAL and -shm copy the database's mode).
+	if err := touch0600(dbPath); err != nil {
+		return nil, err
+	}
+
+	s := &Store{
+		dir:          opts.Dir,
+		now:          opts.Now,
+		log:          opts.Logger,
+		lockoutAfter: opts.LockoutAfter,
+		lockoutFor:   opts.LockoutFor,
+		envKey:       opts.EnvStripeKey,
+		keyring:      opts.Keyring,
+	}
+	var err error
+	s.sealer, err = newSealer(opts.MasterKey)
+	if err != nil {
+		return nil, err
+	}
+	s.auditMK = deriveKey(opts.MasterKey, "backroom audit chain v1")
+	s.recoveryMK = deriveKey(opts.MasterKey, "backroom recovery codes v1")
+
+	base := "file:" + (&url.URL{Path: dbPath}).EscapedPath()
+	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+		"&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)"
+	s.wdb, err = sql.Open("sqlite", base+pragmas+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
+	}
+	s.wdb.SetMaxOpenConns(1)
+	s.wdb.SetConnMaxIdleTime(0)
+	s.rdb, err = sql.Open("sqlite", base+pragmas+"&_pragma=query_only(1)")
+	if err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
+	}
+	s.rdb.SetMaxOpenConns(8)
+	s.rdb.SetMaxIdleConns(8)
+
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.checkMasterKey(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		_ = chmodIfExists(dbPath+suffix, 0o600)
+	}
+	if err := s.ReloadAuthorizedKeys(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database cleanly (checkpointing the WAL).
+func (s *Store) Close() error {
+	var errs []error
+	if s.rdb != nil {
+		errs = append(errs, s.rdb.Close())
+	}
+	if s.wdb != nil {
+		_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, s.wdb.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Dir is the data directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Now is the store's clock.
+func (s *Store) Now() time.Time { return s.now() }
+
+// Ping reports whether the store can write: it runs a write transaction
+// that changes nothing.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.write(ctx, func(tx *wtx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE meta SET value = value WHERE key = 'schema'`)
+		return err
+	})
+}
+
+// write runs fn in one write transaction (BEGIN IMMEDIATE) and commits it
+// when fn returns nil. After the commit it advances the audit head file when
+// fn wrote audit rows.
+func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
+	sqltx, err := s.wdb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &wtx{Tx: sqltx, s: s}
+	if err := fn(tx); err != nil {
+		_ = sqltx.Rollback()
+		return err
+	}
+	if err := sqltx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	if tx.headID > 0 {
+		if err := s.advanceHead(tx.headID, tx.headHash); err != nil {
+			s.log.Error("audit head file not updated", "err", err)
+		}
+	}
+	return nil
+}
+
+// Checkpoint copies the WAL into the database file and truncates it.
+func (s *Store) Checkpoint(ctx context.Context) error {
+	_, err := s.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
+	return err
+}
