@@ -286,13 +286,19 @@ func escapeLike(s string) string {
 const auditColumns = `id, time, actor, action, target, detail, remote_addr, session_id, channel, hash`
 
 func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
+	e, _, err := scanEventRaw(sc)
+	return e, err
+}
+
+// scanEventRaw also returns the time column as stored.
+func scanEventRaw(sc interface{ Scan(...any) error }) (Event, string, error) {
 	var e Event
 	var t string
 	if err := sc.Scan(&e.ID, &t, &e.Actor, &e.Action, &e.Target, &e.Detail, &e.RemoteAddr, &e.SessionID, &e.Channel, &e.Hash); err != nil {
-		return Event{}, err
+		return Event{}, "", err
 	}
 	e.Time, _ = time.Parse(TimeFormat, t)
-	return e, nil
+	return e, t, nil
 }
 
 // ListAudit returns one page of audit rows matching q.
@@ -458,6 +464,11 @@ type VerifyResult struct {
 // and checks the last row against the head file so that a removed tail is
 // detected too.
 func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
+	// Read the head before the rows: the head file is advanced after each
+	// commit, so a head read first never names a row that the query's
+	// snapshot, taken after it, cannot see. Read the other way round, a
+	// write committed in between makes a live log look truncated.
+	head, headErr := readHead(s.headPath())
 	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit ORDER BY id ASC`)
 	if err != nil {
 		return VerifyResult{}, err
@@ -466,9 +477,8 @@ func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 	var res VerifyResult
 	prev := ""
 	hashes := map[int64]string{}
-	head, headErr := readHead(s.headPath())
 	for rows.Next() {
-		e, err := scanEvent(rows)
+		e, rawTime, err := scanEventRaw(rows)
 		if err != nil {
 			return res, err
 		}
@@ -478,7 +488,11 @@ func (s *Store) VerifyAudit(ctx context.Context) (VerifyResult, error) {
 			res.Problem = fmt.Sprintf("row %d is missing (the next row is %d)", res.Rows, e.ID)
 			return res, nil
 		}
-		if want := chainHash(s.auditMK, prev, e); !hmac.Equal([]byte(want), []byte(e.Hash)) {
+		// The hash covers the time's canonical text; the same instant
+		// written another way (which the textual Since/Until filters
+		// would order differently) is a change too.
+		canonical := rawTime == e.Time.UTC().Format(TimeFormat)
+		if want := chainHash(s.auditMK, prev, e); !canonical || !hmac.Equal([]byte(want), []byte(e.Hash)) {
 			res.BadRow = e.ID
 			res.Problem = fmt.Sprintf("row %d (%s %s by %s) does not match its hash: it or an earlier row was changed", e.ID, e.Time.UTC().Format(TimeFormat), e.Action, e.Actor)
 			return res, nil

@@ -58,6 +58,12 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `,
+	// 2: INSERT OR REPLACE deletes without firing the DELETE trigger.
+	`
+CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 )
@@ -27,6 +28,10 @@ func (MasterKey) String() string { return "[master key]" }
 
 // GoString hides the key from %#v too.
 func (MasterKey) GoString() string { return "[master key]" }
+
+// LogValue hides the key from log/slog too: its handlers print a byte
+// slice as raw bytes (text) or base64 (JSON) without calling String.
+func (MasterKey) LogValue() slog.Value { return slog.StringValue("[master key]") }
 
 // ErrMasterKeyMismatch is returned by Open when the master key is not the
 // one the data was sealed with.

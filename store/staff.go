@@ -289,9 +289,9 @@ func (s *Store) RemoveStaff(ctx context.Context, a Actor, name string) error {
 	})
 }
 
-// RemoveKey removes one key of a member. The member's last key cannot be
-// removed this way (remove the member instead), and neither can the last
-// key of the last admin.
+// RemoveKey removes one key of a member. The last key of the last admin
+// cannot be removed. A member left without keys keeps their state until
+// removed.
 func (s *Store) RemoveKey(ctx context.Context, a Actor, name, fingerprint string) error {
 	if err := a.requireAdmin("remove keys"); err != nil {
 		return err
@@ -433,7 +433,6 @@ const (
 // writes from hand edits.
 func (s *Store) editKeys(ctx context.Context, fn func(tx *wtx, f *authkeys.File) (*keysEdit, error)) error {
 	s.keysMu.Lock()
-	defer s.keysMu.Unlock()
 	var next *authkeys.File
 	err := s.write(ctx, func(tx *wtx) error {
 		data, err := readKeysFile(s.AuthorizedKeysPath())
@@ -459,9 +458,12 @@ func (s *Store) editKeys(ctx context.Context, fn func(tx *wtx, f *authkeys.File)
 		return nil
 	})
 	if err != nil {
+		s.keysMu.Unlock()
 		return err
 	}
-	s.installKeys(next)
+	removed := s.installKeys(next)
+	s.keysMu.Unlock()
+	s.notifyRemoved(removed)
 	return nil
 }
 
@@ -481,43 +483,76 @@ func digest(data []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// keyState is what an authorized_keys line grants, as acknowledged.
+type keyState struct {
+	User    string   `json:"user"`
+	Role    string   `json:"role"`
+	From    []string `json:"from,omitempty"`
+	Expires string   `json:"expires,omitempty"`
+}
+
+func (k keyState) same(o keyState) bool {
+	return k.User == o.User && k.Role == o.Role && k.Expires == o.Expires && slices.Equal(k.From, o.From)
+}
+
+func keyStates(f *authkeys.File) map[string]keyState {
+	m := make(map[string]keyState, len(f.Entries))
+	for _, e := range f.Entries {
+		k := keyState{User: e.User, Role: e.Role, From: e.From}
+		if !e.ExpiresAt.IsZero() {
+			k.Expires = e.ExpiresAt.UTC().Format(time.RFC3339)
+		}
+		m[e.Fingerprint] = k
+	}
+	return m
+}
+
+// keyChange is one entry of an authorized_keys.changed audit row.
+type keyChange struct {
+	Fingerprint string `json:"fingerprint"`
+	keyState
+}
+
 // ackHandEdits audits the difference between the last acknowledged file and
-// f when f was edited by hand, and acknowledges f.
+// f when f was edited by hand (keys added, removed, or granted something
+// else: role, from=, expiry-time=), and acknowledges f.
 func (tx *wtx) ackHandEdits(ctx context.Context, f *authkeys.File) error {
-	var ackDigest, ackFps string
+	var ackDigest, ackKeys string
 	_ = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaKeysDigest).Scan(&ackDigest)
 	if ackDigest == f.Digest {
 		return nil
 	}
-	_ = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaKeysFps).Scan(&ackFps)
-	before := map[string]string{}
-	_ = json.Unmarshal([]byte(ackFps), &before)
-	after := keysFingerprints(f)
-	type change struct {
-		User        string `json:"user"`
-		Fingerprint string `json:"fingerprint"`
-	}
-	added, removed := []change{}, []change{}
-	for fp, u := range after {
-		if before[fp] != u {
-			added = append(added, change{u, fp})
+	_ = tx.QueryRowContext(ctx, `SELECT value FROM meta WHERE key = ?`, metaKeysFps).Scan(&ackKeys)
+	before := map[string]keyState{}
+	_ = json.Unmarshal([]byte(ackKeys), &before)
+	after := keyStates(f)
+	added, removed, changed := []keyChange{}, []keyChange{}, []keyChange{}
+	for fp, k := range after {
+		old, ok := before[fp]
+		switch {
+		case !ok || old.User != k.User:
+			added = append(added, keyChange{fp, k})
+		case !old.same(k):
+			changed = append(changed, keyChange{fp, k})
 		}
 	}
-	for fp, u := range before {
-		if after[fp] != u {
-			removed = append(removed, change{u, fp})
+	for fp, k := range before {
+		if now, ok := after[fp]; !ok || now.User != k.User {
+			removed = append(removed, keyChange{fp, k})
 		}
 	}
-	less := func(a, b change) int { return strings.Compare(a.User+a.Fingerprint, b.User+b.Fingerprint) }
-	slices.SortFunc(added, less)
-	slices.SortFunc(removed, less)
+	for _, l := range [][]keyChange{added, removed, changed} {
+		slices.SortFunc(l, func(a, b keyChange) int {
+			return strings.Compare(a.User+" "+a.Fingerprint, b.User+" "+b.Fingerprint)
+		})
+	}
 	problems := make([]string, 0, len(f.Problems))
 	for _, p := range f.Problems {
 		problems = append(problems, p.Error())
 	}
-	if len(added)+len(removed)+len(problems) > 0 {
+	if len(added)+len(removed)+len(changed)+len(problems) > 0 {
 		if err := tx.audit(ctx, System, ActionAuthorizedKeysChanged, AuthorizedKeysFile, Detail{
-			"added": added, "removed": removed, "problems": problems,
+			"added": added, "removed": removed, "changed": changed, "problems": problems,
 		}); err != nil {
 			return err
 		}
@@ -525,16 +560,8 @@ func (tx *wtx) ackHandEdits(ctx context.Context, f *authkeys.File) error {
 	return tx.setKeysAck(ctx, f)
 }
 
-func keysFingerprints(f *authkeys.File) map[string]string {
-	m := make(map[string]string, len(f.Entries))
-	for _, e := range f.Entries {
-		m[e.Fingerprint] = e.User
-	}
-	return m
-}
-
 func (tx *wtx) setKeysAck(ctx context.Context, f *authkeys.File) error {
-	fps, _ := json.Marshal(keysFingerprints(f))
+	fps, _ := json.Marshal(keyStates(f))
 	for k, v := range map[string]string{metaKeysDigest: f.Digest, metaKeysFps: string(fps)} {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO meta (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = excluded.value`, k, v); err != nil {
@@ -553,11 +580,10 @@ func (s *Store) ReloadAuthorizedKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if cur := s.keys.Load(); cur != nil && cur.Digest == digest(data) {
+	if cur := s.keys.Load(); cur != nil && cur.Digest == digest(data) && !s.keysUnacked.Load() {
 		return nil
 	}
 	s.keysMu.Lock()
-	defer s.keysMu.Unlock()
 	var next *authkeys.File
 	err = s.write(ctx, func(tx *wtx) error {
 		// Re-read under the write lock: an editor in another process
@@ -575,42 +601,57 @@ func (s *Store) ReloadAuthorizedKeys(ctx context.Context) error {
 		next = authkeys.Parse(data, authkeys.ParseOptions{})
 		return tx.ackHandEdits(ctx, next)
 	})
-	if err != nil {
-		return err
-	}
-	for _, p := range next.Problems {
-		s.log.Warn("authorized_keys: line grants nothing", "problem", p.Error())
-	}
-	s.installKeys(next)
-	return nil
-}
-
-// installKeys makes f the current snapshot and reports removed keys.
-func (s *Store) installKeys(f *authkeys.File) {
-	old := s.keys.Swap(f)
-	if old == nil {
-		return
-	}
-	// A key whose owner or role changed counts as removed too: sessions
-	// opened with it carry the old identity.
-	now := make(map[string]string, len(f.Entries))
-	for _, e := range f.Entries {
-		now[e.Fingerprint] = e.User + " " + e.Role
+	if err != nil && next != nil {
+		// The file is what grants access: take it even when its audit row
+		// could not be written (removals must not wait), and try the
+		// audit again at the next reload.
+		s.keysUnacked.Store(true)
+		s.log.Error("authorized_keys change not audited yet; will retry", "err", err)
+	} else if err == nil {
+		s.keysUnacked.Store(false)
 	}
 	var removed []string
-	for _, e := range old.Entries {
-		if now[e.Fingerprint] != e.User+" "+e.Role {
-			removed = append(removed, e.Fingerprint)
+	if next != nil {
+		for _, p := range next.Problems {
+			s.log.Warn("authorized_keys: line grants nothing", "problem", p.Error())
+		}
+		removed = s.installKeys(next)
+	}
+	s.keysMu.Unlock()
+	s.notifyRemoved(removed)
+	return err
+}
+
+// installKeys makes f the current snapshot and returns the fingerprints
+// that no longer grant what they did: removed keys, and keys whose owner,
+// role or restrictions changed (sessions opened with them carry the old
+// grant).
+func (s *Store) installKeys(f *authkeys.File) []string {
+	old := s.keys.Swap(f)
+	if old == nil {
+		return nil
+	}
+	now := keyStates(f)
+	var removed []string
+	for fp, k := range keyStates(old) {
+		if n, ok := now[fp]; !ok || !n.same(k) {
+			removed = append(removed, fp)
 		}
 	}
-	if len(removed) == 0 {
+	slices.Sort(removed)
+	return removed
+}
+
+// notifyRemoved calls the OnKeysRemoved callbacks (never with a lock held).
+func (s *Store) notifyRemoved(fps []string) {
+	if len(fps) == 0 {
 		return
 	}
 	s.removedMu.Lock()
 	fns := slices.Clone(s.onRemoved)
 	s.removedMu.Unlock()
 	for _, fn := range fns {
-		fn(removed)
+		fn(fps)
 	}
 }
 

@@ -63,13 +63,13 @@ type Options struct {
 
 // Store is the handle on one data directory. It is safe for concurrent use.
 type Store struct {
-	dir     string
-	rdb     *sql.DB // readers
-	wdb     *sql.DB // the single writer connection (BEGIN IMMEDIATE)
-	now     func() time.Time
-	log     *slog.Logger
-	sealer  *sealer
-	auditMK []byte // HMAC key of the audit chain
+	dir        string
+	rdb        *sql.DB // readers
+	wdb        *sql.DB // the single writer connection (BEGIN IMMEDIATE)
+	now        func() time.Time
+	log        *slog.Logger
+	sealer     *sealer
+	auditMK    []byte // HMAC key of the audit chain
 	recoveryMK []byte // HMAC key of recovery-code hashes
 
 	lockoutAfter int
@@ -77,10 +77,11 @@ type Store struct {
 	envKey       string
 	keyring      Keyring
 
-	keys      atomic.Pointer[authkeys.File] // the current authorized_keys snapshot
-	keysMu    sync.Mutex                    // serialises reloads in this process
-	removedMu sync.Mutex
-	onRemoved []func(fingerprints []string)
+	keys        atomic.Pointer[authkeys.File] // the current authorized_keys snapshot
+	keysMu      sync.Mutex                    // serialises reloads in this process
+	keysUnacked atomic.Bool                   // the installed file's audit row is still owed
+	removedMu   sync.Mutex
+	onRemoved   []func(fingerprints []string)
 
 	headMu sync.Mutex // serialises audit head writes in this process
 }
@@ -131,7 +132,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		log:          opts.Logger,
 		lockoutAfter: opts.LockoutAfter,
 		lockoutFor:   opts.LockoutFor,
-		envKey:       opts.EnvStripeKey,
+		envKey:       strings.TrimSpace(opts.EnvStripeKey), // StripeKey hands it out as is
 		keyring:      opts.Keyring,
 	}
 	var err error

@@ -247,21 +247,26 @@ type SetKeyRequest struct {
 	// ConfirmLive must be true for a live key set from an interactive
 	// channel (the staff member typed LIVE).
 	ConfirmLive bool
-	// Code is a fresh TOTP code (step-up); required from ssh and web.
+	// Code is a fresh TOTP code (step-up); required from every channel
+	// but cli and system.
 	Code        string
 	Fingerprint string // the session's key, for the audit row
 }
 
 // SetStripeKey validates and stores a new Stripe key: in the OS keyring
 // when one is configured, otherwise sealed in the database. From the
-// console or the web it requires a fresh TOTP code, and a live key needs
-// explicit confirmation. The audit row records the old and new masked keys.
+// console, the web or an unknown channel (anything but cli and system) it
+// requires a fresh TOTP code, and a live key needs explicit confirmation.
+// The audit row records the old and new masked keys.
 func (s *Store) SetStripeKey(ctx context.Context, a Actor, req SetKeyRequest) (KeyStatus, error) {
 	key, info, err := ParseStripeKey(req.Key)
 	if err != nil {
 		return KeyStatus{}, err
 	}
-	interactive := a.Channel == ChannelSSH || a.Channel == ChannelWeb
+	// Fail closed: only the CLI (access to the data directory) and Backroom
+	// itself skip the step-up; an actor whose channel is unset or unknown
+	// is treated as interactive.
+	interactive := a.Channel != ChannelCLI && a.Channel != ChannelSystem
 	if interactive && info.Mode == ModeLive && !req.ConfirmLive {
 		return KeyStatus{}, errorf(CodeInvalid, "this is a LIVE key: type LIVE to confirm")
 	}

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -41,6 +42,13 @@ type Enrollment struct {
 
 // String hides the secrets.
 func (e Enrollment) String() string { return "[enrollment for " + e.Name + "]" }
+
+// GoString hides the secrets from %#v too.
+func (e Enrollment) GoString() string { return e.String() }
+
+// LogValue hides the secrets from log/slog, whose JSON handler would
+// otherwise marshal every field.
+func (e Enrollment) LogValue() slog.Value { return slog.StringValue(e.String()) }
 
 // NewEnrollment makes a fresh secret and recovery codes for name without
 // storing anything (for enrollment at login, stored on confirmation).
@@ -334,7 +342,9 @@ func (tx *wtx) verifyCode(ctx context.Context, a Actor, fp, code, purpose string
 
 	failures++
 	if failures >= s.lockoutAfter {
-		until := now.Add(s.lockoutFor)
+		// Millisecond precision, as stored: LockedUntil then equals what
+		// LoginState and ListStaff report later.
+		until := now.Add(s.lockoutFor).Truncate(time.Millisecond)
 		if _, err := tx.ExecContext(ctx, `UPDATE staff SET failures = 0, locked_until = ? WHERE name = ?`, until.UnixMilli(), name); err != nil {
 			return CodeResult{}, err
 		}
