@@ -1,0 +1,113 @@
+package tui
+
+import (
+	"github.com/charmbracelet/bubbles/key"
+)
+
+// keyMap holds every binding of the console, built once per session. The
+// short help bar and the full help (?) are both made from it.
+type keyMap struct {
+	// Everywhere.
+	Next, Prev  key.Binding
+	Screens     key.Binding // 1-4: help entry only
+	Help        key.Binding
+	Quit        key.Binding
+	ForceQuit   key.Binding
+	Up, Down    key.Binding
+	PageUp      key.Binding
+	PageDown    key.Binding
+	Top, Bottom key.Binding
+	Open, Back  key.Binding
+	Search      key.Binding
+
+	// Key screen.
+	KeyUpdate key.Binding
+
+	// Audit screen.
+	FilterActor  key.Binding
+	FilterAction key.Binding
+	FilterTime   key.Binding
+	ClearFilters key.Binding
+
+	// Staff screen.
+	StaffAdd       key.Binding
+	StaffRemove    key.Binding
+	StaffRemoveKey key.Binding
+	StaffResetTOTP key.Binding
+	StaffUnlock    key.Binding
+	StaffRole      key.Binding
+
+	// Sessions screen.
+	SessionEnd key.Binding
+
+	// Forms, prompts and inputs.
+	Submit    key.Binding
+	Cancel    key.Binding
+	NextField key.Binding
+	PrevField key.Binding
+	Toggle    key.Binding
+	Cycle     key.Binding
+	Yes, No   key.Binding
+	ClearIn   key.Binding
+}
+
+func newKeyMap() *keyMap {
+	b := func(keys []string, k, desc string) key.Binding {
+		return key.NewBinding(key.WithKeys(keys...), key.WithHelp(k, desc))
+	}
+	return &keyMap{
+		Next:      b([]string{"tab"}, "tab", "next screen"),
+		Prev:      b([]string{"shift+tab"}, "shift+tab", "previous screen"),
+		Screens:   b([]string{"1", "2", "3", "4"}, "1-4", "go to screen"),
+		Help:      b([]string{"?"}, "?", "help"),
+		Quit:      b([]string{"q"}, "q", "quit"),
+		ForceQuit: b([]string{"ctrl+c"}, "ctrl+c", "quit (always)"),
+		Up:        b([]string{"up", "k"}, "↑/k", "up"),
+		Down:      b([]string{"down", "j"}, "↓/j", "down"),
+		PageUp:    b([]string{"pgup"}, "pgup", "previous page"),
+		PageDown:  b([]string{"pgdown"}, "pgdn", "next page"),
+		Top:       b([]string{"g", "home"}, "g", "top / newest"),
+		Bottom:    b([]string{"G", "end"}, "G", "bottom / oldest"),
+		Open:      b([]string{"enter"}, "enter", "details"),
+		Back:      b([]string{"esc"}, "esc", "back / clear"),
+		Search:    b([]string{"/"}, "/", "search"),
+
+		KeyUpdate: b([]string{"u"}, "u", "update key"),
+
+		FilterActor:  b([]string{"a"}, "a", "filter actor"),
+		FilterAction: b([]string{"A", "c"}, "A/c", "filter action"),
+		FilterTime:   b([]string{"t"}, "t", "time range"),
+		ClearFilters: b([]string{"x"}, "x", "clear filters"),
+
+		StaffAdd:       b([]string{"n"}, "n", "add staff"),
+		StaffRemove:    b([]string{"d"}, "d", "remove staff"),
+		StaffRemoveKey: b([]string{"K"}, "K", "remove key"),
+		StaffResetTOTP: b([]string{"r"}, "r", "reset TOTP"),
+		StaffUnlock:    b([]string{"u"}, "u", "unlock"),
+		StaffRole:      b([]string{"p"}, "p", "admin/staff"),
+
+		SessionEnd: b([]string{"x"}, "x", "end session"),
+
+		Submit:    b([]string{"enter"}, "enter", "ok"),
+		Cancel:    b([]string{"esc"}, "esc", "cancel"),
+		NextField: b([]string{"tab", "down"}, "tab/↓", "next field"),
+		PrevField: b([]string{"shift+tab", "up"}, "shift+tab/↑", "previous field"),
+		Toggle:    b([]string{" ", "left", "right", "y", "n"}, "space/y/n", "toggle"),
+		Cycle:     b([]string{"left", "right"}, "←/→", "cycle actions"),
+		Yes:       b([]string{"y", "Y"}, "y", "yes"),
+		No:        b([]string{"n", "N", "esc"}, "n/esc", "no"),
+		ClearIn:   b([]string{"esc"}, "esc", "clear"),
+	}
+}
+
+// helpKeys is one context's help: a short line and full columns.
+type helpKeys struct {
+	short []key.Binding
+	full  [][]key.Binding
+}
+
+// ShortHelp implements help.KeyMap.
+func (h helpKeys) ShortHelp() []key.Binding { return h.short }
+
+// FullHelp implements help.KeyMap.
+func (h helpKeys) FullHelp() [][]key.Binding { return h.full }

@@ -1,0 +1,150 @@
+package tui
+
+import (
+	"github.com/charmbracelet/bubbles/cursor"
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/bubbles/textinput"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/muesli/termenv"
+)
+
+// styles are built once per session from its renderer, so that colour
+// profile and background come from the client's terminal (as decided by the
+// server), never from the server's own.
+type styles struct {
+	r     *lipgloss.Renderer
+	ascii bool // no colour: mark things with brackets and symbols instead
+
+	title     lipgloss.Style
+	user      lipgloss.Style
+	dim       lipgloss.Style
+	label     lipgloss.Style
+	value     lipgloss.Style
+	heading   lipgloss.Style
+	ok        lipgloss.Style
+	err       lipgloss.Style
+	warn      lipgloss.Style
+	alert     lipgloss.Style // header counters that need attention
+	tab       lipgloss.Style
+	tabActive lipgloss.Style
+	notice    lipgloss.Style
+	plain     lipgloss.Style
+
+	badgeTest lipgloss.Style
+	badgeLive lipgloss.Style
+	badgeNone lipgloss.Style
+
+	table  table.Styles
+	help   help.Styles
+	prompt lipgloss.Style
+	input  lipgloss.Style
+	holder lipgloss.Style
+	cursor lipgloss.Style
+
+	qrDark  lipgloss.Color
+	qrLight lipgloss.Color
+}
+
+func newStyles(r *lipgloss.Renderer) *styles {
+	// Colours: each is legible on dark and light terminals; with colour
+	// off the styles still tell things apart by bold, brackets and markers.
+	var (
+		colAccent = lipgloss.AdaptiveColor{Light: "#4B2FB0", Dark: "#A594FF"}
+		colDim    = lipgloss.AdaptiveColor{Light: "#5F5F5F", Dark: "#9A9A9A"}
+		colOK     = lipgloss.AdaptiveColor{Light: "#146C2E", Dark: "#6BD88A"}
+		colErr    = lipgloss.AdaptiveColor{Light: "#B00020", Dark: "#FF7070"}
+		colWarn   = lipgloss.AdaptiveColor{Light: "#7A4F00", Dark: "#FFC857"}
+		colSelBg  = lipgloss.AdaptiveColor{Light: "#DCD5FA", Dark: "#3C3366"}
+		colSelFg  = lipgloss.AdaptiveColor{Light: "#1A1A1A", Dark: "#FFFFFF"}
+		colTabBg  = lipgloss.AdaptiveColor{Light: "#4B2FB0", Dark: "#A594FF"}
+		colTabFg  = lipgloss.AdaptiveColor{Light: "#FFFFFF", Dark: "#14102A"}
+		// Badges: white on a saturated background reads on both.
+		badgeWhite = lipgloss.Color("#FFFFFF")
+		badgeTest  = lipgloss.Color("#1F7A3A")
+		badgeLive  = lipgloss.Color("#C8001E")
+		badgeNone  = lipgloss.Color("#6B6B6B")
+	)
+	s := &styles{r: r, ascii: r.ColorProfile() == termenv.Ascii}
+	n := r.NewStyle
+	s.plain = n()
+	s.title = n().Bold(true).Foreground(colAccent)
+	s.user = n().Bold(true)
+	s.dim = n().Foreground(colDim)
+	s.label = n().Foreground(colDim)
+	s.value = n()
+	s.heading = n().Bold(true).Foreground(colAccent)
+	s.ok = n().Foreground(colOK)
+	s.err = n().Bold(true).Foreground(colErr)
+	s.warn = n().Bold(true).Foreground(colWarn)
+	s.alert = n().Bold(true).Foreground(colWarn)
+	s.tab = n().Foreground(colDim)
+	s.tabActive = n().Bold(true).Foreground(colTabFg).Background(colTabBg)
+	s.notice = n().Bold(true).Reverse(true).Foreground(colWarn)
+
+	badge := n().Bold(true).Foreground(badgeWhite)
+	s.badgeTest = badge.Background(badgeTest)
+	s.badgeLive = badge.Background(badgeLive).Blink(false)
+	s.badgeNone = badge.Background(badgeNone)
+
+	s.table = table.Styles{
+		Header:   n().Bold(true).Foreground(colAccent).Padding(0, 1),
+		Cell:     n().Padding(0, 1),
+		Selected: n().Bold(true).Foreground(colSelFg).Background(colSelBg),
+	}
+	key := n().Foreground(colAccent)
+	desc := n().Foreground(colDim)
+	sep := n().Foreground(colDim)
+	s.help = help.Styles{
+		Ellipsis:       sep,
+		ShortKey:       key,
+		ShortDesc:      desc,
+		ShortSeparator: sep,
+		FullKey:        key,
+		FullDesc:       desc,
+		FullSeparator:  sep,
+	}
+	s.prompt = n().Bold(true).Foreground(colAccent)
+	s.input = n()
+	s.holder = n().Foreground(colDim)
+	s.cursor = n()
+
+	s.qrDark = lipgloss.Color("#000000")
+	s.qrLight = lipgloss.Color("#FFFFFF")
+	return s
+}
+
+// badge renders the Stripe key's mode badge. Without colour it is bracketed
+// and a live key is flagged with exclamation marks.
+func (s *styles) badge(text string) string {
+	live := len(text) >= 4 && text[:4] == "LIVE"
+	if s.ascii {
+		if live {
+			return "[!" + text + "!]"
+		}
+		return "[" + text + "]"
+	}
+	switch {
+	case live:
+		return s.badgeLive.Render(" ● " + text + " ")
+	case text == "NONE" || text == "…":
+		return s.badgeNone.Render(" " + text + " ")
+	default:
+		return s.badgeTest.Render(" " + text + " ")
+	}
+}
+
+// styleInput applies the session's styles to a text input, turns the
+// cursor's blinking off (a blinking cursor is a timer per session) and
+// unbinds the clipboard paste key (it would read the server's clipboard;
+// terminal paste still works).
+func (s *styles) styleInput(ti *textinput.Model) {
+	ti.PromptStyle = s.prompt
+	ti.TextStyle = s.input
+	ti.PlaceholderStyle = s.holder
+	ti.CompletionStyle = s.holder
+	ti.Cursor.Style = s.cursor
+	ti.Cursor.TextStyle = s.input
+	ti.Cursor.SetMode(cursor.CursorStatic)
+	ti.KeyMap.Paste.Unbind()
+}
