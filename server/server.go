@@ -1,0 +1,231 @@
+// Package server runs Backroom's network edges: the SSH console server and
+// the sibling HTTP listener, started together and stopped together.
+package server
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+	"golang.org/x/sync/errgroup"
+
+	"backroom/server/httpd"
+	"backroom/server/sshd"
+	"backroom/store"
+)
+
+// Config is everything the servers need; cmd/backroom fills it from flags,
+// the environment and .env.
+type Config struct {
+	Store  *store.Store
+	Logger *slog.Logger
+	Now    func() time.Time // nil = time.Now
+
+	SSHAddr     string // e.g. 127.0.0.1:2222
+	HTTPAddr    string // e.g. 127.0.0.1:8080
+	HostKeyPath string // generated (ed25519, 0600) when missing
+
+	MaxStartups    MaxStartups    // like OpenSSH's MaxStartups (default 64:30:256)
+	PenaltyExempt  []netip.Prefix // sources never penalised (default loopback)
+	IdleTimeout    time.Duration  // console idle timeout (default 15m)
+	IdleWarning    time.Duration  // warning before the idle end (default 1m)
+	GraceTime      time.Duration  // deadline to finish authentication (default 60s)
+	CodePrompts    int            // code prompts per connection (default 3)
+	EnrollDuration time.Duration  // life of an enrollment-only session (default 10m)
+	// KeysPollInterval is how often authorized_keys is checked for hand
+	// edits (default 1s).
+	KeysPollInterval time.Duration
+}
+
+// MaxStartups caps concurrent unauthenticated SSH connections: above Start,
+// new ones are refused with probability Rate% rising linearly to 100% at
+// Full.
+type MaxStartups = sshd.MaxStartups
+
+// Server is both listeners, bound and ready to run.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	sshLn   net.Listener
+	httpLn  net.Listener
+	ssh     *sshd.Server
+	http    *http.Server
+	hostKey gossh.Signer
+}
+
+// AddrError is returned by New when a listener cannot be bound.
+type AddrError struct {
+	Setting string // BACKROOM_SSH_ADDR or BACKROOM_HTTP_ADDR
+	Addr    string
+	Err     error
+}
+
+func (e *AddrError) Error() string {
+	return fmt.Sprintf("%s: cannot listen on %q: %v", e.Setting, e.Addr, e.Err)
+}
+
+func (e *AddrError) Unwrap() error { return e.Err }
+
+// New binds both listeners (so a port in use is reported before anything
+// runs) and prepares the servers.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: no store")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.KeysPollInterval <= 0 {
+		cfg.KeysPollInterval = time.Second
+	}
+	signer, err := LoadOrCreateHostKey(cfg.HostKeyPath)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, hostKey: signer}
+	s.ssh, err = sshd.New(sshd.Config{
+		Store:          cfg.Store,
+		Logger:         cfg.Logger.With("server", "ssh"),
+		Now:            cfg.Now,
+		HostSigner:     signer,
+		MaxStartups:    cfg.MaxStartups,
+		Penalties:      sshd.Penalties{Exempt: cfg.PenaltyExempt},
+		GraceTime:      cfg.GraceTime,
+		CodePrompts:    cfg.CodePrompts,
+		IdleTimeout:    cfg.IdleTimeout,
+		IdleWarning:    cfg.IdleWarning,
+		EnrollDuration: cfg.EnrollDuration,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.http = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "http")), cfg.Logger)
+
+	s.sshLn, err = net.Listen("tcp", cfg.SSHAddr)
+	if err != nil {
+		return nil, &AddrError{Setting: "BACKROOM_SSH_ADDR", Addr: cfg.SSHAddr, Err: err}
+	}
+	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		s.sshLn.Close()
+		return nil, &AddrError{Setting: "BACKROOM_HTTP_ADDR", Addr: cfg.HTTPAddr, Err: err}
+	}
+	return s, nil
+}
+
+// SSHAddr is the bound SSH address.
+func (s *Server) SSHAddr() string { return s.sshLn.Addr().String() }
+
+// HTTPAddr is the bound HTTP address.
+func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// HostKeyFingerprint is the SSH host key's SHA256 fingerprint, for staff to
+// check on first connect.
+func (s *Server) HostKeyFingerprint() string { return gossh.FingerprintSHA256(s.hostKey.PublicKey()) }
+
+// SSH is the SSH server (for its session registry).
+func (s *Server) SSH() *sshd.Server { return s.ssh }
+
+// shutdownGrace bounds how long a shutdown waits for sessions and requests.
+const shutdownGrace = 5 * time.Second
+
+// Run serves until ctx ends, then shuts both servers down together: live
+// sessions see a goodbye line, the HTTP server drains. It returns the first
+// error of either server.
+func (s *Server) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := s.ssh.Serve(s.sshLn); err != nil {
+			return fmt.Errorf("ssh server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		s.cfg.Store.WatchAuthorizedKeys(gctx, s.cfg.KeysPollInterval)
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		return errors.Join(s.ssh.Shutdown(sctx), s.http.Shutdown(sctx))
+	})
+	return g.Wait()
+}
+
+// LoadOrCreateHostKey reads the SSH host key at path, generating an
+// ed25519 key (0600) the first time.
+func LoadOrCreateHostKey(path string) (gossh.Signer, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			return nil, err
+		}
+		block, err := gossh.MarshalPrivateKey(priv, "backroom host key")
+		if err != nil {
+			return nil, err
+		}
+		b = pem.EncodeToMemory(block)
+		if err := store.WriteFileAtomic(path, b); err != nil {
+			return nil, fmt.Errorf("write host key %s: %w", path, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("read host key %s: %w", path, err)
+	}
+	signer, err := gossh.ParsePrivateKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("host key %s: %w", path, err)
+	}
+	return signer, nil
+}
+
+// ParseMaxStartups parses "start:rate:full" (or a single number, meaning
+// refuse everything beyond it), as OpenSSH's MaxStartups.
+func ParseMaxStartups(v string) (MaxStartups, error) {
+	bad := fmt.Errorf("%q is not start:rate:full (e.g. 64:30:256) with 1 ≤ start ≤ full and rate 1..100", v)
+	parts := strings.Split(strings.TrimSpace(v), ":")
+	nums := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return MaxStartups{}, bad
+		}
+		nums[i] = n
+	}
+	switch len(nums) {
+	case 1:
+		if nums[0] < 1 {
+			return MaxStartups{}, bad
+		}
+		return MaxStartups{Start: nums[0], Rate: 100, Full: nums[0]}, nil
+	case 3:
+		ms := MaxStartups{Start: nums[0], Rate: nums[1], Full: nums[2]}
+		if ms.Start < 1 || ms.Full < ms.Start || ms.Rate < 1 || ms.Rate > 100 {
+			return MaxStartups{}, bad
+		}
+		return ms, nil
+	}
+	return MaxStartups{}, bad
+}
