@@ -1,0 +1,585 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"backroom/server"
+	"backroom/store"
+)
+
+// Environment variables read by Backroom.
+const (
+	envData           = "BACKROOM_DATA"
+	envSSHAddr        = "BACKROOM_SSH_ADDR"
+	envHTTPAddr       = "BACKROOM_HTTP_ADDR"
+	envMasterKey      = "BACKROOM_MASTER_KEY"
+	envMasterKeyFile  = "BACKROOM_MASTER_KEY_FILE"
+	envStripeKey      = "STRIPE_API_KEY"
+	envUseKeyring     = "USE_KEYRING"
+	envLogLevel       = "BACKROOM_LOG_LEVEL"
+	envLockoutAfter   = "BACKROOM_LOCKOUT_AFTER"
+	envLockoutFor     = "BACKROOM_LOCKOUT_FOR"
+	envMaxStartups    = "BACKROOM_SSH_MAX_STARTUPS"
+	envPenaltyExempt  = "BACKROOM_SSH_PENALTY_EXEMPT"
+	envIdleTimeout    = "BACKROOM_SSH_IDLE_TIMEOUT"
+	envGraceTime      = "BACKROOM_SSH_GRACE_TIME"
+	envCodePrompts    = "BACKROOM_SSH_CODE_PROMPTS"
+	envSQLiteSync     = "BACKROOM_SQLITE_SYNCHRONOUS"
+	dotenvFile        = ".env"
+	masterKeyDataFile = store.MasterKeyFile
+)
+
+// Flags that carry settings.
+const (
+	flagData     = "data"
+	flagLogLevel = "log-level"
+	flagSSHAddr  = "ssh-addr"
+	flagHTTPAddr = "http-addr"
+)
+
+// Defaults.
+const (
+	defaultData          = "./data"
+	defaultSSHAddr       = "127.0.0.1:2222"
+	defaultHTTPAddr      = "127.0.0.1:8080"
+	defaultLogLevel      = "info"
+	defaultLockoutAfter  = "5"
+	defaultLockoutFor    = "15m"
+	defaultMaxStartups   = "64:30:256"
+	defaultPenaltyExempt = "127.0.0.0/8,::1/128"
+	defaultIdleTimeout   = "15m"
+	defaultGraceTime     = "60s"
+	defaultCodePrompts   = "3"
+	defaultSQLiteSync    = "NORMAL"
+	enrollDuration       = 10 * time.Minute
+)
+
+// setting documents one configuration value for `serve --help`.
+type setting struct {
+	env, flag, def, help string
+}
+
+// settings lists every setting, in the order help shows them.
+func settings() []setting {
+	return []setting{
+		{envData, flagData, defaultData, "data directory (database, authorized_keys, host key); created 0700"},
+		{envSSHAddr, flagSSHAddr, defaultSSHAddr, "SSH console listen address, HOST:PORT"},
+		{envHTTPAddr, flagHTTPAddr, defaultHTTPAddr, "HTTP listener (webhooks, health) address, HOST:PORT"},
+		{envMasterKey, "", "", "master key: 32 random bytes, standard base64 (openssl rand -base64 32)"},
+		{envMasterKeyFile, "", "", "file holding the master key (same text); not together with " + envMasterKey},
+		{"", "", "master.key in the data dir", "when neither is set: generated (0600) for a new data directory only"},
+		{envStripeKey, "", "unset", "Stripe secret key (sk_/rk_); wins over a stored key"},
+		{envUseKeyring, "", "0", "1 = keep the Stripe key in the OS keyring; start-up fails if it is unreachable"},
+		{envLogLevel, flagLogLevel, defaultLogLevel, "debug, info, warn or error"},
+		{envLockoutAfter, "", defaultLockoutAfter, "consecutive code failures that lock a staff member (1-100)"},
+		{envLockoutFor, "", defaultLockoutFor, "how long a lock lasts (1s-24h)"},
+		{envMaxStartups, "", defaultMaxStartups, "unauthenticated SSH connections, START:RATE:FULL like OpenSSH"},
+		{envPenaltyExempt, "", defaultPenaltyExempt, "CIDRs never penalised for failed logins (comma-separated; empty = none)"},
+		{envIdleTimeout, "", defaultIdleTimeout, "idle console sessions end (warned a minute before; 2m-24h)"},
+		{envGraceTime, "", defaultGraceTime, "time allowed to finish SSH authentication (1s-10m)"},
+		{envCodePrompts, "", defaultCodePrompts, "verification code prompts per connection (1-10)"},
+		{envSQLiteSync, "", defaultSQLiteSync, "SQLite synchronous level: NORMAL or FULL"},
+	}
+}
+
+// settingsTable renders settings() as the table shown by `serve --help`.
+func settingsTable() string {
+	var b strings.Builder
+	b.WriteString("Settings (flags > environment > .env in the working directory > defaults):\n\n")
+	rows := [][3]string{{"ENVIRONMENT", "FLAG", "DEFAULT"}}
+	for _, s := range settings() {
+		flag := "-"
+		if s.flag != "" {
+			flag = "--" + s.flag
+		}
+		env := s.env
+		if env == "" {
+			env = "(neither set)"
+		}
+		def := s.def
+		if def == "" {
+			def = "-"
+		}
+		rows = append(rows, [3]string{env, flag, def})
+	}
+	w := [3]int{}
+	for _, r := range rows {
+		for i, c := range r {
+			w[i] = max(w[i], len(c))
+		}
+	}
+	for i, r := range rows {
+		line := fmt.Sprintf("  %-*s  %-*s  %-*s", w[0], r[0], w[1], r[1], w[2], r[2])
+		if i > 0 {
+			line += "  " + settings()[i-1].help
+		}
+		b.WriteString(strings.TrimRight(line, " ") + "\n")
+	}
+	return b.String()
+}
+
+// secret is a string that never prints itself.
+type secret string
+
+func (secret) String() string   { return "[redacted]" }
+func (secret) GoString() string { return "[redacted]" }
+
+// Config is Backroom's configuration, built by loadConfig from flags, the
+// environment, .env and defaults. It holds parsed, validated values.
+type Config struct {
+	DataDir       string // as configured (relative paths are relative to the working directory)
+	DataDirOrigin string // the flag or variable it came from, for messages
+
+	SSHAddr, HTTPAddr             string
+	SSHAddrOrigin, HTTPAddrOrigin string
+
+	// MasterKey is set when BACKROOM_MASTER_KEY is; MasterKeyFile when
+	// BACKROOM_MASTER_KEY_FILE is. Neither: master.key in the data dir.
+	MasterKey     store.MasterKey
+	MasterKeyFile string
+
+	StripeKey  secret // STRIPE_API_KEY, validated; "" when unset
+	UseKeyring bool
+
+	LogLevel      slog.Level
+	LockoutAfter  int
+	LockoutFor    time.Duration
+	MaxStartups   server.MaxStartups
+	PenaltyExempt []netip.Prefix
+	IdleTimeout   time.Duration
+	GraceTime     time.Duration
+	CodePrompts   int
+	Synchronous   string
+
+	// Warnings are things worth saying that do not stop start-up (an
+	// unknown BACKROOM_ variable, probably a typo).
+	Warnings []string
+}
+
+// configError lists every bad setting found; it is a usage error (exit 2).
+type configError struct{ problems []string }
+
+func (e *configError) Error() string {
+	if len(e.problems) == 1 {
+		return "configuration error: " + e.problems[0]
+	}
+	return "configuration errors:\n  " + strings.Join(e.problems, "\n  ")
+}
+
+// configSource looks settings up by precedence: flags, then the
+// environment, then .env.
+type configSource struct {
+	flags, env, dotenv map[string]string
+}
+
+// lookup returns a setting's raw value and where it came from, or ok false
+// for the default. An empty value counts as unset unless emptyIsValue.
+func (s configSource) lookup(env, flag string, emptyIsValue bool) (val, origin string, ok bool) {
+	if flag != "" {
+		if v, ok := s.flags[flag]; ok {
+			return v, "--" + flag, true
+		}
+	}
+	if v, ok := s.env[env]; ok && (v != "" || emptyIsValue) {
+		return v, env, true
+	}
+	if v, ok := s.dotenv[env]; ok && (v != "" || emptyIsValue) {
+		return v, env + " (from .env)", true
+	}
+	return "", env, false
+}
+
+// loadConfig builds the configuration from the flags that were set (by
+// name, without dashes), the environment and the .env file's variables.
+// It touches no file: the master key file is read later, by masterKey.
+func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
+	src := configSource{flags: flags, env: env, dotenv: dotenv}
+	cfg := &Config{}
+	var problems []string
+	bad := func(origin, format string, args ...any) {
+		problems = append(problems, origin+": "+fmt.Sprintf(format, args...))
+	}
+	get := func(env, flag, def string) (string, string) {
+		v, origin, ok := src.lookup(env, flag, false)
+		if !ok {
+			return def, env
+		}
+		return v, origin
+	}
+
+	// Paths and addresses.
+	cfg.DataDir, cfg.DataDirOrigin = get(envData, flagData, defaultData)
+	if strings.TrimSpace(cfg.DataDir) == "" {
+		bad(cfg.DataDirOrigin, "is empty: give a directory (default %s)", defaultData)
+	}
+	cfg.SSHAddr, cfg.SSHAddrOrigin = get(envSSHAddr, flagSSHAddr, defaultSSHAddr)
+	if err := checkAddr(cfg.SSHAddr); err != nil {
+		bad(cfg.SSHAddrOrigin, "%q %v (e.g. %s, :2222, [::1]:2222)", cfg.SSHAddr, err, defaultSSHAddr)
+	}
+	cfg.HTTPAddr, cfg.HTTPAddrOrigin = get(envHTTPAddr, flagHTTPAddr, defaultHTTPAddr)
+	if err := checkAddr(cfg.HTTPAddr); err != nil {
+		bad(cfg.HTTPAddrOrigin, "%q %v (e.g. %s, :8080, [::1]:8080)", cfg.HTTPAddr, err, defaultHTTPAddr)
+	} else if sameListen(cfg.SSHAddr, cfg.HTTPAddr) {
+		bad(cfg.HTTPAddrOrigin, "%q is the same address as %s: give each listener its own port", cfg.HTTPAddr, cfg.SSHAddrOrigin)
+	}
+
+	// Secrets: never echoed.
+	mk, mkOrigin, mkSet := src.lookup(envMasterKey, "", false)
+	mkf, mkfOrigin, mkfSet := src.lookup(envMasterKeyFile, "", false)
+	switch {
+	case mkSet && mkfSet:
+		problems = append(problems, fmt.Sprintf("%s and %s are both set: set only one (the key itself, or the file that holds it)", mkOrigin, mkfOrigin))
+	case mkSet:
+		k, err := store.ParseMasterKey(mk)
+		if err != nil {
+			bad(mkOrigin, "%v", err)
+		}
+		cfg.MasterKey = k
+	case mkfSet:
+		cfg.MasterKeyFile = mkf
+	}
+	if v, origin, ok := src.lookup(envStripeKey, "", false); ok {
+		key, _, err := store.ParseStripeKey(v)
+		if err != nil {
+			bad(origin, "%s", store.ErrorMessage(err))
+		}
+		cfg.StripeKey = secret(key)
+	}
+
+	// Switches and levels.
+	v, origin := get(envUseKeyring, "", "0")
+	switch strings.TrimSpace(v) {
+	case "0":
+	case "1":
+		cfg.UseKeyring = true
+	default:
+		bad(origin, "%q is not valid: use 0 (the Stripe key is kept in the database) or 1 (in the OS keyring)", v)
+	}
+	v, origin = get(envLogLevel, flagLogLevel, defaultLogLevel)
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "debug":
+		cfg.LogLevel = slog.LevelDebug
+	case "info":
+		cfg.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		cfg.LogLevel = slog.LevelWarn
+	case "error":
+		cfg.LogLevel = slog.LevelError
+	default:
+		bad(origin, "%q is not a log level: use debug, info, warn or error", v)
+	}
+	v, origin = get(envSQLiteSync, "", defaultSQLiteSync)
+	cfg.Synchronous = strings.ToUpper(strings.TrimSpace(v))
+	if cfg.Synchronous != "NORMAL" && cfg.Synchronous != "FULL" {
+		bad(origin, "%q is not valid: use NORMAL (survives a crash) or FULL (also survives power loss)", v)
+	}
+
+	// Numbers and durations.
+	intIn := func(env, def string, lo, hi int) int {
+		v, origin := get(env, "", def)
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			bad(origin, "%q is not a whole number (use %d to %d)", v, lo, hi)
+		case n < lo || n > hi:
+			bad(origin, "%d is out of range: use %d to %d", n, lo, hi)
+		}
+		return n
+	}
+	durIn := func(env, def string, lo, hi time.Duration) time.Duration {
+		v, origin := get(env, "", def)
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		switch {
+		case err != nil:
+			bad(origin, "%q is not a duration (examples: 90s, 15m, 1h)", v)
+		case d < lo || d > hi:
+			bad(origin, "%s is out of range: use %s to %s", v, shortDuration(lo), shortDuration(hi))
+		}
+		return d
+	}
+	cfg.LockoutAfter = intIn(envLockoutAfter, defaultLockoutAfter, 1, 100)
+	cfg.LockoutFor = durIn(envLockoutFor, defaultLockoutFor, time.Second, 24*time.Hour)
+	cfg.IdleTimeout = durIn(envIdleTimeout, defaultIdleTimeout, 2*time.Minute, 24*time.Hour)
+	cfg.GraceTime = durIn(envGraceTime, defaultGraceTime, time.Second, 10*time.Minute)
+	cfg.CodePrompts = intIn(envCodePrompts, defaultCodePrompts, 1, 10)
+
+	v, origin = get(envMaxStartups, "", defaultMaxStartups)
+	ms, err := parseMaxStartups(v)
+	if err != nil {
+		bad(origin, "%v", err) // the server's message quotes the value
+	}
+	cfg.MaxStartups = ms
+
+	v, origin, ok := src.lookup(envPenaltyExempt, "", true)
+	if !ok {
+		v = defaultPenaltyExempt
+	}
+	cfg.PenaltyExempt, err = parsePrefixes(v)
+	if err != nil {
+		bad(origin, "%v (use comma-separated CIDRs such as %s, or empty for none)", err, defaultPenaltyExempt)
+	}
+
+	// Unknown BACKROOM_ variables are probably typos.
+	known := map[string]bool{}
+	for _, s := range settings() {
+		known[s.env] = true
+	}
+	for _, m := range []struct {
+		vars  map[string]string
+		where string
+	}{{env, "the environment"}, {dotenv, ".env"}} {
+		var unknown []string
+		for k := range m.vars {
+			if strings.HasPrefix(k, "BACKROOM_") && !known[k] {
+				unknown = append(unknown, k)
+			}
+		}
+		slices.Sort(unknown)
+		for _, k := range unknown {
+			cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s in %s is not a Backroom setting and is ignored (see backroom serve --help)", k, m.where))
+		}
+	}
+
+	if len(problems) > 0 {
+		return nil, &configError{problems: problems}
+	}
+	return cfg, nil
+}
+
+// checkAddr accepts HOST:PORT with a numeric port (HOST may be empty for
+// every interface).
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not an address: use HOST:PORT")
+	}
+	if strings.ContainsAny(host, " \t") {
+		return errors.New("has a space in the host: use HOST:PORT")
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 0 || n > 65535 {
+		return errors.New("has no valid port: use HOST:PORT with PORT from 0 to 65535")
+	}
+	return nil
+}
+
+// sameListen reports whether two listen addresses name the same fixed port
+// on the same host.
+func sameListen(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	return err1 == nil && err2 == nil && ap == bp && ap != "0" && ah == bh
+}
+
+// shortDuration writes 10m rather than 10m0s, 24h rather than 24h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+// parseMaxStartups parses START:RATE:FULL, or a single number N (refuse
+// every unauthenticated connection beyond N), with the server's parser.
+func parseMaxStartups(v string) (server.MaxStartups, error) {
+	return server.ParseMaxStartups(v)
+}
+
+// parsePrefixes parses comma-separated CIDRs; a bare address is a
+// single-address prefix. Empty means none.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR or an address", f)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+// readDotenv reads .env in dir into a map; a missing file is an empty map.
+// A malformed file is a usage error naming the line; the line itself is not
+// shown, since it may hold a secret.
+func readDotenv(dir string) (map[string]string, error) {
+	path := filepath.Join(dir, dotenvFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, usageErrorf(".env: cannot read %s: %v", path, errors.Unwrap(err))
+	}
+	m, err := godotenv.UnmarshalBytes(data)
+	line := 0
+	switch _, noName := m[""]; {
+	case err == nil && !noName:
+		return m, nil
+	case err == nil:
+		// A line such as "=value", or a last line with no '=' at all.
+		line = namelessDotenvLine(data)
+	default:
+		// godotenv's own message quotes the rest of the file: never show it.
+		line = badDotenvLine(data)
+	}
+	name := ""
+	lines := bytes.Split(data, []byte("\n"))
+	if line >= 1 && line <= len(lines) {
+		if m := dotenvName.FindSubmatch(lines[line-1]); m != nil {
+			name = " (" + string(m[1]) + ")"
+		}
+	}
+	return nil, usageErrorf(".env: line %d%s is not a valid KEY=VALUE line (an unterminated quote, a missing '=', or a bad character in the name); the line is not shown since it may hold a secret", line, name)
+}
+
+var dotenvName = regexp.MustCompile(`^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*[=:]`)
+
+// badDotenvLine finds the line where a malformed .env goes wrong: the line
+// after the longest run of whole lines that parses.
+func badDotenvLine(data []byte) int {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	good := 0
+	for n := 1; n <= len(lines); n++ {
+		if _, err := godotenv.UnmarshalBytes(bytes.Join(lines[:n], nil)); err == nil {
+			good = n
+		}
+	}
+	return min(good+1, len(lines))
+}
+
+// namelessDotenvLine finds the line that gave a variable no name: the first
+// starting with '=', or else the last line with text.
+func namelessDotenvLine(data []byte) int {
+	lines := bytes.Split(data, []byte("\n"))
+	last := len(lines)
+	for i, l := range lines {
+		t := bytes.TrimSpace(l)
+		if bytes.HasPrefix(t, []byte("=")) {
+			return i + 1
+		}
+		if len(t) > 0 && t[0] != '#' {
+			last = i + 1
+		}
+	}
+	return last
+}
+
+// configFlags returns the setting flags that were given on the command line.
+func configFlags(c *cobra.Command) map[string]string {
+	out := map[string]string{}
+	c.Flags().Visit(func(f *pflag.Flag) {
+		switch f.Name {
+		case flagData, flagLogLevel, flagSSHAddr, flagHTTPAddr:
+			out[f.Name] = f.Value.String()
+		}
+	})
+	return out
+}
+
+// abs resolves a path against the invocation's working directory.
+func (inv *invocation) abs(p string) string {
+	if inv.Dir == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(inv.Dir, p)
+}
+
+// config loads the configuration for command c.
+func (inv *invocation) config(c *cobra.Command) (*Config, error) {
+	dir := inv.Dir
+	if dir == "" {
+		dir = "."
+	}
+	dotenv, err := readDotenv(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := loadConfig(configFlags(c), inv.Env, dotenv)
+	if err != nil {
+		var ce *configError
+		if errors.As(err, &ce) {
+			return nil, usageErrorf("%s", ce.Error())
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// masterKeyInfo says where the master key came from.
+type masterKeyInfo struct {
+	Origin    string // the variable, or the file in the data dir
+	Path      string // the file, when the key came from one
+	InDataDir bool   // master.key in the data directory (the development default)
+	Created   bool   // generated just now
+}
+
+// masterKey returns the configured master key. With neither variable set it
+// reads master.key in the data dir, generating it (0600) only when the data
+// directory holds no database yet: existing data without its key is
+// refused, never given a new one.
+func (inv *invocation) masterKey(cfg *Config) (store.MasterKey, masterKeyInfo, error) {
+	switch {
+	case cfg.MasterKey != nil:
+		return cfg.MasterKey, masterKeyInfo{Origin: envMasterKey}, nil
+	case cfg.MasterKeyFile != "":
+		path := inv.abs(cfg.MasterKeyFile)
+		k, _, err := store.LoadMasterKeyFile(path, false)
+		if err != nil {
+			return nil, masterKeyInfo{}, usageErrorf("%s: %v (the file must hold 32 random bytes in standard base64, e.g. from `openssl rand -base64 32`)", envMasterKeyFile, err)
+		}
+		return k, masterKeyInfo{Origin: envMasterKeyFile, Path: path}, nil
+	}
+	dir := inv.abs(cfg.DataDir)
+	path := filepath.Join(dir, masterKeyDataFile)
+	info := masterKeyInfo{Origin: path, Path: path, InDataDir: true}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		if store.HasData(dir) {
+			return nil, info, usageErrorf("%s: the data directory %s holds a database but no %s, and neither %s nor %s is set: "+
+				"give the master key it was created with (a new key cannot read existing data, so none is generated)",
+				cfg.DataDirOrigin, dir, masterKeyDataFile, envMasterKey, envMasterKeyFile)
+		}
+		if err := store.EnsureDir(dir); err != nil {
+			return nil, info, usageErrorf("%s: %v", cfg.DataDirOrigin, err)
+		}
+	}
+	k, created, err := store.LoadMasterKeyFile(path, true)
+	if err != nil {
+		return nil, info, usageErrorf("%s: master key file: %v (or set %s / %s)", cfg.DataDirOrigin, err, envMasterKey, envMasterKeyFile)
+	}
+	info.Created = created
+	return k, info, nil
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"backroom/server"
+	"backroom/store"
+)
+
+func newServeCmd(inv *invocation) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the SSH console and the HTTP listener until SIGINT or SIGTERM",
+		Long: `Run Backroom: the SSH console (public key, then a TOTP code) and the sibling
+HTTP listener, until SIGINT or SIGTERM. The data directory is created on the
+first run, with a generated SSH host key whose fingerprint is logged at start.
+
+` + settingsTable(),
+		Args: exactArgs(),
+		RunE: func(c *cobra.Command, args []string) error { return inv.serve(c) },
+	}
+	c.Flags().String(flagSSHAddr, defaultSSHAddr, "SSH console listen address (env "+envSSHAddr+")")
+	c.Flags().String(flagHTTPAddr, defaultHTTPAddr, "HTTP listen address (env "+envHTTPAddr+")")
+	return c
+}
+
+// serve runs the servers until the invocation's context ends or a signal
+// arrives, then shuts them down and closes the store.
+func (inv *invocation) serve(c *cobra.Command) error {
+	cfg, err := inv.config(c)
+	if err != nil {
+		return err
+	}
+	log := newLogger(inv.Stderr, cfg.LogLevel)
+	e, err := inv.openStore(cfg, openOptions{needKeyring: true, logger: log})
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	dir := inv.abs(cfg.DataDir)
+
+	if e.mk.InDataDir {
+		log.Warn("the master key is kept in the data directory; production should keep it elsewhere ("+
+			envMasterKey+" or "+envMasterKeyFile+") so that a copy of the data directory alone cannot be read",
+			"file", e.mk.Path)
+		if st, err := os.Stat(e.mk.Path); err == nil && st.Mode().Perm()&0o077 != 0 {
+			log.Warn("the master key file is readable by other users: chmod 600 it", "file", e.mk.Path, "mode", fmt.Sprintf("%04o", st.Mode().Perm()))
+		}
+	}
+	log.Warn("back up the data directory together with its master key: neither is of use without the other", "data", dir)
+	if unsynced, err := clockUnsynchronised(); err != nil {
+		log.Debug("cannot tell whether the system clock is synchronised", "err", err)
+	} else if unsynced {
+		log.Warn("the system clock is not synchronised (NTP): TOTP codes depend on it, so logins may fail; enable time synchronisation (e.g. systemd-timesyncd or chrony)")
+	}
+	if cfg.StripeKey != "" {
+		log.Info("the Stripe key comes from " + envStripeKey + " and wins over any stored key")
+	}
+
+	srv, err := server.New(server.Config{
+		Store:          e.st,
+		Logger:         log,
+		Now:            inv.Now,
+		SSHAddr:        cfg.SSHAddr,
+		HTTPAddr:       cfg.HTTPAddr,
+		HostKeyPath:    filepath.Join(dir, store.HostKeyFile),
+		MaxStartups:    cfg.MaxStartups,
+		PenaltyExempt:  cfg.PenaltyExempt,
+		IdleTimeout:    cfg.IdleTimeout,
+		GraceTime:      cfg.GraceTime,
+		CodePrompts:    cfg.CodePrompts,
+		EnrollDuration: enrollDuration,
+	})
+	if err != nil {
+		return serverError(cfg, err)
+	}
+	log.Info("SSH host key: check this fingerprint on first connect", "fingerprint", srv.HostKeyFingerprint(),
+		"file", filepath.Join(dir, store.HostKeyFile))
+	log.Info("listening", "ssh", srv.SSHAddr(), "http", srv.HTTPAddr(), "data", dir)
+
+	staff, err := e.st.ListStaff(inv.Ctx)
+	switch {
+	case err != nil:
+		log.Error("listing staff", "err", err)
+	case len(staff) == 0:
+		fmt.Fprintf(inv.Stderr, "\nNo staff yet. In another terminal, add yourself with your SSH public key, then log in:\n\n"+
+			"  %s staff add YOURNAME --key ~/.ssh/id_ed25519.pub --admin --data %s\n"+
+			"  %s\n\n",
+			inv.Prog, shellQuote(cfg.DataDir), sshCommand(srv.SSHAddr(), "YOURNAME"))
+	case !anyAdmin(staff):
+		log.Warn("no staff member is admin: nobody can manage staff from the console; run: " + inv.Prog + " staff set-role NAME admin")
+	}
+
+	ctx, stop := signal.NotifyContext(inv.Ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err = srv.Run(ctx)
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("server stopped", "err", err)
+		return failErrorf("the servers stopped: %v", err)
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func anyAdmin(staff []store.Staff) bool {
+	for _, s := range staff {
+		if s.Role == store.RoleAdmin {
+			return true
+		}
+	}
+	return false
+}
+
+// serverError maps an error of server.New: a listener that cannot bind is
+// a configuration error naming its setting (as the user gave it); anything
+// else is a failure.
+func serverError(cfg *Config, err error) error {
+	var ae *server.AddrError
+	if errors.As(err, &ae) {
+		origin := ae.Setting
+		switch ae.Setting {
+		case envSSHAddr:
+			origin = cfg.SSHAddrOrigin
+		case envHTTPAddr:
+			origin = cfg.HTTPAddrOrigin
+		}
+		reason := ae.Err
+		var op *net.OpError
+		if errors.As(ae.Err, &op) && op.Err != nil {
+			reason = op.Err
+		}
+		return usageErrorf("%s: cannot listen on %s: %v (another program, or another Backroom, may be using it: choose another HOST:PORT)", origin, ae.Addr, reason)
+	}
+	return failErrorf("starting the servers: %v", err)
+}
+
+// shellQuote quotes s for a POSIX shell when it needs it.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./~:@%+=,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
