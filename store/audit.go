@@ -104,8 +104,8 @@ func (tx *wtx) audit(ctx context.Context, a Actor, action, target string, d Deta
 		return fmt.Errorf("store: audit detail: %w", err)
 	}
 	var prevID int64
-	var prevHash string
-	err = tx.QueryRowContext(ctx, `SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1`).Scan(&prevID, &prevHash)
+	var prevHash, prevTime string
+	err = tx.QueryRowContext(ctx, `SELECT id, hash, time FROM audit ORDER BY id DESC LIMIT 1`).Scan(&prevID, &prevHash, &prevTime)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: audit: %w", err)
 	}
@@ -119,6 +119,11 @@ func (tx *wtx) audit(ctx context.Context, a Actor, action, target string, d Deta
 		RemoteAddr: a.RemoteAddr,
 		SessionID:  a.SessionID,
 		Channel:    a.Channel,
+	}
+	// Time never goes backwards along the chain (a clock step back keeps
+	// the previous time), so time ranges map to id ranges.
+	if pt, err := time.Parse(TimeFormat, prevTime); err == nil && e.Time.Before(pt) {
+		e.Time = pt
 	}
 	e.Hash = chainHash(tx.s.auditMK, prevHash, e)
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit (id, time, actor, action, target, detail, remote_addr, session_id, channel, hash)
@@ -222,7 +227,7 @@ func writeFileNoSync(path string, data []byte) error {
 // AuditQuery selects audit rows, newest first. Zero fields do not filter.
 type AuditQuery struct {
 	Actor        string    // exact staff name
-	ActionPrefix string    // e.g. "login." or "key.updated"
+	ActionPrefix string    // a family ("login." or "login"), an exact action, or a prefix ("login.s")
 	Since, Until time.Time // Since inclusive, Until exclusive
 	Search       string    // substring of actor, action, target or detail
 	BeforeID     int64     // keyset: rows with id < BeforeID (0 = from the newest)
@@ -231,33 +236,73 @@ type AuditQuery struct {
 	Oldest       bool      // oldest first (exports)
 }
 
-func (q AuditQuery) where() (string, []any) {
+// family is the part of an action before and including its first dot:
+// "login." for "login.success".
+const familyExpr = "substr(action, 1, instr(action, '.'))"
+
+// where builds the query's conditions. Every filter keeps rows in id order
+// through an index, so a page of a filtered million-row log reads about a
+// page of rows: an action family uses the family index, a time range
+// becomes an id range (times never go backwards along ids), an actor or an
+// exact action has its own index.
+func (s *Store) auditWhere(ctx context.Context, q AuditQuery) (string, []any, error) {
 	var conds []string
 	var args []any
 	if q.Actor != "" {
 		conds = append(conds, "actor = ?")
 		args = append(args, q.Actor)
 	}
-	if q.ActionPrefix != "" {
-		if strings.HasSuffix(q.ActionPrefix, ".") || !strings.Contains(q.ActionPrefix, ".") {
-			p := q.ActionPrefix
-			if !strings.HasSuffix(p, ".") {
-				p += "."
+	if p := q.ActionPrefix; p != "" {
+		family := ""
+		switch {
+		case !strings.Contains(p, "."):
+			family = p + "."
+		case strings.Index(p, ".") == len(p)-1:
+			family = p
+		}
+		switch {
+		case family != "":
+			expr := familyExpr
+			if q.Actor != "" {
+				expr = "+" + expr // let the actor index lead
 			}
-			conds = append(conds, "action >= ? AND action < ?")
-			args = append(args, p, p[:len(p)-1]+"/") // '/' sorts right after '.'
-		} else {
-			conds = append(conds, "action = ?")
-			args = append(args, q.ActionPrefix)
+			conds = append(conds, expr+" = ?")
+			args = append(args, family)
+		default:
+			// A deeper prefix: it names one action, or a few.
+			actions, err := s.AuditActions(ctx)
+			if err != nil {
+				return "", nil, err
+			}
+			var match []any
+			for _, a := range actions {
+				if strings.HasPrefix(a, p) {
+					match = append(match, a)
+				}
+			}
+			switch len(match) {
+			case 0:
+				conds = append(conds, "action = ?")
+				args = append(args, p)
+			case 1:
+				conds = append(conds, "action = ?")
+				args = append(args, match[0])
+			default:
+				conds = append(conds, "action IN (?"+strings.Repeat(", ?", len(match)-1)+")")
+				args = append(args, match...)
+			}
 		}
 	}
+	const firstAt = `coalesce((SELECT id FROM audit WHERE time >= ? ORDER BY time LIMIT 1), 9223372036854775807)`
 	if !q.Since.IsZero() {
-		conds = append(conds, "time >= ?")
-		args = append(args, q.Since.UTC().Format(TimeFormat))
+		t := q.Since.UTC().Format(TimeFormat)
+		conds = append(conds, "id >= "+firstAt, "time >= ?")
+		args = append(args, t, t)
 	}
 	if !q.Until.IsZero() {
-		conds = append(conds, "time < ?")
-		args = append(args, q.Until.UTC().Format(TimeFormat))
+		t := q.Until.UTC().Format(TimeFormat)
+		conds = append(conds, "id < "+firstAt, "time < ?")
+		args = append(args, t, t)
 	}
 	if q.Search != "" {
 		like := "%" + escapeLike(q.Search) + "%"
@@ -273,9 +318,9 @@ func (q AuditQuery) where() (string, []any) {
 		args = append(args, q.AfterID)
 	}
 	if len(conds) == 0 {
-		return "", nil
+		return "", nil, nil
 	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return " WHERE " + strings.Join(conds, " AND "), args, nil
 }
 
 func escapeLike(s string) string {
@@ -309,7 +354,10 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]Event, error) {
 	if q.Limit > 1000 {
 		q.Limit = 1000
 	}
-	where, args := q.where()
+	where, args, err := s.auditWhere(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("store: list audit: %w", err)
+	}
 	order := " ORDER BY id DESC"
 	if q.AfterID > 0 && !q.Oldest {
 		// Paging back towards the newest: take the nearest rows above
@@ -361,7 +409,13 @@ func (s *Store) CountAudit(ctx context.Context) (int64, error) {
 
 // AuditActions lists the distinct actions present, for filter pickers.
 func (s *Store) AuditActions(ctx context.Context) ([]string, error) {
-	rows, err := s.rdb.QueryContext(ctx, `SELECT DISTINCT action FROM audit ORDER BY action`)
+	// A skip-scan of the action index: one probe per distinct action
+	// instead of reading every row.
+	rows, err := s.rdb.QueryContext(ctx, `WITH RECURSIVE a(x) AS (
+		SELECT (SELECT min(action) FROM audit)
+		UNION ALL
+		SELECT (SELECT min(action) FROM audit WHERE action > a.x) FROM a WHERE a.x IS NOT NULL)
+		SELECT x FROM a WHERE x IS NOT NULL`)
 	if err != nil {
 		return nil, err
 	}

@@ -64,6 +64,10 @@ CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
 WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `,
+	// 3: filtering by action family ("login.") newest first.
+	`
+CREATE INDEX audit_family ON audit (substr(action, 1, instr(action, '.')), id);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.
