@@ -214,8 +214,8 @@ func identity(e authkeys.Entry, key gossh.PublicKey, mode, sessionID string) *go
 const (
 	codePrompt      = "Verification code: "
 	codeRetry       = "That code was not accepted. Try again."
-	codeRequiredMsg = "Backroom: key accepted. A verification code from your authenticator app is required next\r\n" +
-		"(keyboard-interactive). Connect from an interactive ssh client (not BatchMode).\r\n"
+	codeRequiredMsg = "Backroom: key accepted. A verification code from your authenticator app is required next.\r\n" +
+		"(Clients that cannot prompt for it, such as ssh -o BatchMode=yes, cannot log in.)\r\n"
 	lockedMsg     = "Backroom: this account is temporarily locked after too many failed codes. Try again later or ask an admin.\r\n"
 	tooManyMsg    = "Backroom: too many code attempts on this connection.\r\n"
 	permissionMsg = "permission denied"
