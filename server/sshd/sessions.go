@@ -35,6 +35,7 @@ type liveSession struct {
 	mu      sync.Mutex
 	program *tea.Program
 	reason  string // why it ended, when Backroom ended it
+	msg     string // what the member was told then
 	ending  bool
 }
 
@@ -155,6 +156,7 @@ func (ls *liveSession) end(msg, reason string) {
 	}
 	ls.ending = true
 	ls.reason = reason
+	ls.msg = msg
 	p := ls.program
 	ls.mu.Unlock()
 	if p != nil {
@@ -167,6 +169,14 @@ func (ls *liveSession) endReason() string {
 	ls.mu.Lock()
 	defer ls.mu.Unlock()
 	return ls.reason
+}
+
+// endMessage is what the member was told when Backroom ended the session
+// ("" when they quit).
+func (ls *liveSession) endMessage() string {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	return ls.msg
 }
 
 // closeConn closes the whole SSH connection of sess.

@@ -373,10 +373,18 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 				reason = "disconnected"
 			}
 		}
+		// The console's last frame, which showed why Backroom ended the
+		// session, vanished with the alternate screen: say it again on the
+		// terminal's normal screen, where it stays. (Before the audit
+		// write, so that the connection closing soon after cannot cut it.)
+		bye := "Goodbye from Backroom."
+		if msg := ls.endMessage(); msg != "" {
+			bye = msg
+		}
+		_, _ = io.WriteString(sess, "\r\n"+bye+"\r\n")
 		s.auditBG(actor, store.ActionSessionEnd, w.user, store.Detail{
 			"fingerprint": w.fingerprint, "reason": reason, "seconds": int(time.Since(start).Seconds()),
 		})
-		_, _ = io.WriteString(sess, "\r\nGoodbye from Backroom.\r\n")
 	}
 }
 
