@@ -68,6 +68,57 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 	`
 CREATE INDEX audit_family ON audit (substr(action, 1, instr(action, '.')), id);
 `,
+	// 4: clients, their search index, and audit rows by target.
+	`
+CREATE TABLE clients (
+	id             INTEGER PRIMARY KEY,
+	customer_id    TEXT NOT NULL UNIQUE,
+	name           TEXT NOT NULL DEFAULT '' COLLATE NOCASE,
+	email          TEXT NOT NULL DEFAULT '',
+	phone          TEXT NOT NULL DEFAULT '',
+	description    TEXT NOT NULL DEFAULT '',
+	currency       TEXT NOT NULL DEFAULT '',
+	balance        INTEGER NOT NULL DEFAULT 0,
+	delinquent     INTEGER NOT NULL DEFAULT 0 CHECK (delinquent IN (0, 1)),
+	livemode       INTEGER NOT NULL DEFAULT 0 CHECK (livemode IN (0, 1)),
+	metadata       TEXT NOT NULL DEFAULT '{}',
+	stripe_created INTEGER NOT NULL DEFAULT 0,  -- unix seconds; 0 = unknown
+	notes          TEXT NOT NULL DEFAULT '',
+	updated_at     INTEGER NOT NULL,            -- unix milliseconds
+	deleted        INTEGER NOT NULL DEFAULT 0 CHECK (deleted IN (0, 1)),
+	forgotten_at   INTEGER,                     -- unix milliseconds
+	source         TEXT NOT NULL CHECK (source IN ('sync', 'webhook', 'import', 'manual')),
+	version        INTEGER NOT NULL DEFAULT 0   -- Stripe created of the newest write
+);
+CREATE INDEX clients_name ON clients (name, id);
+CREATE INDEX clients_created ON clients (stripe_created, id);
+CREATE INDEX clients_balance ON clients (balance, id);
+CREATE VIEW clients_searchable AS
+	SELECT id, name, email, customer_id FROM clients WHERE forgotten_at IS NULL;
+CREATE VIRTUAL TABLE clients_fts USING fts5(name, email, customer_id,
+	content = 'clients_searchable', content_rowid = 'id', tokenize = 'trigram');
+CREATE TRIGGER clients_fts_insert AFTER INSERT ON clients WHEN new.forgotten_at IS NULL
+BEGIN
+	INSERT INTO clients_fts (rowid, name, email, customer_id) VALUES (new.id, new.name, new.email, new.customer_id);
+END;
+CREATE TRIGGER clients_fts_update AFTER UPDATE OF name, email, customer_id, forgotten_at ON clients
+BEGIN
+	INSERT INTO clients_fts (clients_fts, rowid, name, email, customer_id)
+		SELECT 'delete', old.id, old.name, old.email, old.customer_id WHERE old.forgotten_at IS NULL;
+	INSERT INTO clients_fts (rowid, name, email, customer_id)
+		SELECT new.id, new.name, new.email, new.customer_id WHERE new.forgotten_at IS NULL;
+END;
+CREATE TRIGGER clients_fts_delete AFTER DELETE ON clients WHEN old.forgotten_at IS NULL
+BEGIN
+	INSERT INTO clients_fts (clients_fts, rowid, name, email, customer_id) VALUES ('delete', old.id, old.name, old.email, old.customer_id);
+END;
+CREATE INDEX audit_target ON audit (target, id);
+CREATE TABLE leases (
+	name       TEXT PRIMARY KEY,
+	holder     TEXT NOT NULL,
+	expires_at INTEGER NOT NULL   -- unix milliseconds
+);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -59,6 +59,9 @@ type Options struct {
 	// Keyring, when non-nil, holds the Stripe key instead of the database
 	// (USE_KEYRING=1).
 	Keyring Keyring
+	// KeyChecker, when non-nil, asks Stripe about a key before it is
+	// stored.
+	KeyChecker KeyChecker
 }
 
 // Store is the handle on one data directory. It is safe for concurrent use.
@@ -76,6 +79,7 @@ type Store struct {
 	lockoutFor   time.Duration
 	envKey       string
 	keyring      Keyring
+	keyChecker   KeyChecker
 
 	keys        atomic.Pointer[authkeys.File] // the current authorized_keys snapshot
 	keysMu      sync.Mutex                    // serialises reloads in this process
@@ -134,6 +138,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		lockoutFor:   opts.LockoutFor,
 		envKey:       strings.TrimSpace(opts.EnvStripeKey), // StripeKey hands it out as is
 		keyring:      opts.Keyring,
+		keyChecker:   opts.KeyChecker,
 	}
 	var err error
 	s.sealer, err = newSealer(opts.MasterKey)

@@ -145,6 +145,9 @@ type KeyStatus struct {
 	Shadowed     bool
 	StoredMasked string // the stored key's masked form, when shadowed
 	Storage      string // where `key set` writes: SourceKeyring or SourceDatabase
+	// Warning is set by SetStripeKey when the key was stored without
+	// Stripe's confirmation (Stripe could not be reached).
+	Warning string
 }
 
 // Badge is TEST, LIVE, TEST·R, LIVE·R or NONE.
@@ -270,6 +273,20 @@ func (s *Store) SetStripeKey(ctx context.Context, a Actor, req SetKeyRequest) (K
 	if interactive && info.Mode == ModeLive && !req.ConfirmLive {
 		return KeyStatus{}, errorf(CodeInvalid, "this is a LIVE key: type LIVE to confirm")
 	}
+	// Ask Stripe before anything is stored: a key it rejects is refused;
+	// one that cannot be checked (Stripe unreachable) is stored with a
+	// warning.
+	warning := ""
+	if s.keyChecker != nil {
+		switch err := s.keyChecker.CheckKey(ctx, key); {
+		case err == nil:
+		case errors.Is(err, ErrKeyRejected):
+			return KeyStatus{}, &Error{Code: CodeInvalid, Msg: "Stripe rejected this key (" + info.Masked + "): " + keyCheckReason(err) + "; check that it was copied whole and has not been rolled"}
+		default:
+			warning = "Stripe could not be reached to check the key (" + keyCheckReason(err) + "); it was stored unchecked"
+			s.log.Warn("stored a Stripe key without checking it", "masked", info.Masked, "reason", keyCheckReason(err))
+		}
+	}
 	if interactive {
 		res, err := s.VerifyCode(ctx, a, req.Fingerprint, req.Code, PurposeStepUp)
 		if err != nil {
@@ -324,5 +341,27 @@ func (s *Store) SetStripeKey(ctx context.Context, a Actor, req SetKeyRequest) (K
 	if err != nil {
 		return KeyStatus{}, err
 	}
-	return s.KeyStatus(ctx)
+	st, err := s.KeyStatus(ctx)
+	st.Warning = warning
+	return st, err
+}
+
+// KeyChecker asks Stripe whether a key works. It returns an error wrapping
+// ErrKeyRejected when Stripe refuses the key, and any other error when
+// Stripe could not be asked. Errors never contain the key.
+type KeyChecker interface {
+	CheckKey(ctx context.Context, key string) error
+}
+
+// ErrKeyRejected marks a key Stripe refused (invalid, revoked, expired).
+var ErrKeyRejected = errors.New("rejected by Stripe")
+
+// keyCheckReason is the checker's error without the ErrKeyRejected marker.
+func keyCheckReason(err error) string {
+	msg := err.Error()
+	msg = strings.TrimSuffix(msg, ": "+ErrKeyRejected.Error())
+	if len(msg) > 200 {
+		msg = msg[:200] + "…"
+	}
+	return msg
 }

@@ -1,0 +1,673 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Client sources: what last wrote a client record.
+const (
+	SourceSync    = "sync"
+	SourceWebhook = "webhook"
+	SourceImport  = "import"
+	SourceManual  = "manual"
+)
+
+// Client audit actions.
+const (
+	ActionClientViewed       = "client.viewed"
+	ActionClientNotesUpdated = "client.notes_updated"
+	ActionClientForgotten    = "client.forgotten"
+	ActionClientAdded        = "client.added"
+	ActionClientSynced       = "client.synced"
+	ActionClientImported     = "client.imported"
+	ActionClientExported     = "client.exported"
+)
+
+// Client is a Stripe customer as Backroom keeps it locally. Payments stay at
+// Stripe: no card data is ever stored.
+type Client struct {
+	ID            int64 // local row id (insertion order)
+	CustomerID    string
+	Name          string
+	Email         string
+	Phone         string
+	Description   string
+	Currency      string
+	Balance       int64 // minor units; positive = owed
+	Delinquent    bool
+	Livemode      bool
+	Metadata      map[string]string
+	StripeCreated time.Time // zero when unknown
+	Notes         string    // staff notes, local only
+	UpdatedAt     time.Time
+	Deleted       bool      // deleted at Stripe
+	ForgottenAt   time.Time // zero unless erased locally
+	Source        string
+	// Version is the Stripe `created` time (unix seconds) of the newest
+	// event or sync that wrote the record: older data never overwrites it.
+	Version int64
+}
+
+// Forgotten reports whether the client's personal data was erased.
+func (c Client) Forgotten() bool { return !c.ForgottenAt.IsZero() }
+
+// ClientData is what Stripe (or an import) says about a customer.
+type ClientData struct {
+	CustomerID    string
+	Name          string
+	Email         string
+	Phone         string
+	Description   string
+	Currency      string
+	Balance       int64
+	Delinquent    bool
+	Livemode      bool
+	Metadata      map[string]string
+	StripeCreated time.Time
+	Deleted       bool
+	// Version orders writes: the Stripe `created` time of the event, or the
+	// time of the sync (unix seconds).
+	Version int64
+}
+
+var customerIDRE = regexp.MustCompile(`^cus_[A-Za-z0-9]{1,64}$`)
+
+// ValidCustomerID checks a Stripe customer id (cus_ followed by letters
+// and digits).
+func ValidCustomerID(id string) error {
+	if !customerIDRE.MatchString(id) {
+		return errorf(CodeInvalid, "%q is not a Stripe customer id (expected cus_ followed by letters and digits, e.g. cus_NffrFeUfNV2Hib)", clip(id, 40))
+	}
+	return nil
+}
+
+// clip shortens s for an error message.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n]) + "…"
+}
+
+var emailRE = regexp.MustCompile(`^[^\s@]+@[^\s@]+\.[^\s@]+$`)
+
+// ValidEmail is a plausibility check (something@domain.tld), not RFC 5322.
+func ValidEmail(e string) bool { return e == "" || emailRE.MatchString(e) }
+
+// clientCols are the columns scanClient reads, qualified (the search joins
+// a table with columns of the same names).
+const clientCols = `clients.id, clients.customer_id, clients.name, clients.email, clients.phone, clients.description,
+	clients.currency, clients.balance, clients.delinquent, clients.livemode, clients.metadata, clients.stripe_created,
+	clients.notes, clients.updated_at, clients.deleted, clients.forgotten_at, clients.source, clients.version`
+
+func scanClient(sc interface{ Scan(...any) error }) (Client, error) {
+	var c Client
+	var meta string
+	var created, updated int64
+	var forgotten sql.NullInt64
+	err := sc.Scan(&c.ID, &c.CustomerID, &c.Name, &c.Email, &c.Phone, &c.Description, &c.Currency, &c.Balance,
+		&c.Delinquent, &c.Livemode, &meta, &created, &c.Notes, &updated, &c.Deleted, &forgotten, &c.Source, &c.Version)
+	if err != nil {
+		return Client{}, err
+	}
+	if meta != "" && meta != "{}" {
+		_ = json.Unmarshal([]byte(meta), &c.Metadata)
+	}
+	if created != 0 {
+		c.StripeCreated = time.Unix(created, 0).UTC()
+	}
+	if forgotten.Valid {
+		c.ForgottenAt = time.UnixMilli(forgotten.Int64).UTC()
+	}
+	c.UpdatedAt = time.UnixMilli(updated).UTC()
+	return c, nil
+}
+
+func metadataJSON(m map[string]string) string {
+	if len(m) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// unixOrZero is t in unix seconds, 0 for the zero time (unknown).
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// GetClient returns a client without auditing the access (for the CLI's
+// own checks and tests). Staff-facing views use ViewClient.
+func (s *Store) GetClient(ctx context.Context, customerID string) (Client, error) {
+	return getClient(ctx, s.rdb, customerID)
+}
+
+type queryRower interface {
+	QueryRowContext(context.Context, string, ...any) *sql.Row
+}
+
+func getClient(ctx context.Context, q queryRower, customerID string) (Client, error) {
+	c, err := scanClient(q.QueryRowContext(ctx, `SELECT `+clientCols+` FROM clients WHERE customer_id = ?`, customerID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Client{}, errorf(CodeNotFound, "no client %s", clip(customerID, 40))
+	}
+	return c, err
+}
+
+// ViewClient returns a client for a staff member to look at, and records
+// the access (personal data) as client.viewed in the same transaction.
+func (s *Store) ViewClient(ctx context.Context, a Actor, customerID string) (Client, error) {
+	var c Client
+	err := s.write(ctx, func(tx *wtx) error {
+		var err error
+		if c, err = getClient(ctx, tx, customerID); err != nil {
+			return err
+		}
+		return tx.audit(ctx, a, ActionClientViewed, customerID, Detail{"customer_id": customerID})
+	})
+	return c, err
+}
+
+// MaxNotes is the longest note, in bytes.
+const MaxNotes = 4000
+
+// SetClientNotes replaces a client's local notes (any staff member).
+func (s *Store) SetClientNotes(ctx context.Context, a Actor, customerID, notes string) error {
+	if !utf8.ValidString(notes) {
+		return errorf(CodeInvalid, "the notes are not valid UTF-8 text")
+	}
+	if len(notes) > MaxNotes {
+		return errorf(CodeInvalid, "the notes are %d bytes; at most %d are kept", len(notes), MaxNotes)
+	}
+	return s.write(ctx, func(tx *wtx) error {
+		c, err := getClient(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		if c.Forgotten() {
+			return errorf(CodeConflict, "%s was forgotten: no personal data may be stored for it", customerID)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE clients SET notes = ?, updated_at = ? WHERE id = ?`, notes, s.now().UnixMilli(), c.ID); err != nil {
+			return fmt.Errorf("store: notes: %w", err)
+		}
+		return tx.audit(ctx, a, ActionClientNotesUpdated, customerID, Detail{"customer_id": customerID, "length": len(notes)})
+	})
+}
+
+// AddClient adds a client by hand (admins), for a customer Backroom has not
+// seen from Stripe yet.
+func (s *Store) AddClient(ctx context.Context, a Actor, d ClientData) (Client, error) {
+	if err := a.requireAdmin("add clients"); err != nil {
+		return Client{}, err
+	}
+	if err := checkClientData(d); err != nil {
+		return Client{}, err
+	}
+	var c Client
+	err := s.write(ctx, func(tx *wtx) error {
+		if _, err := getClient(ctx, tx, d.CustomerID); err == nil {
+			return errorf(CodeConflict, "client %s already exists", d.CustomerID)
+		}
+		if _, err := tx.upsertClient(ctx, d, SourceManual); err != nil {
+			return err
+		}
+		var err error
+		if c, err = getClient(ctx, tx, d.CustomerID); err != nil {
+			return err
+		}
+		return tx.audit(ctx, a, ActionClientAdded, d.CustomerID, Detail{"customer_id": d.CustomerID})
+	})
+	return c, err
+}
+
+func checkClientData(d ClientData) error {
+	if err := ValidCustomerID(d.CustomerID); err != nil {
+		return err
+	}
+	for field, v := range map[string]string{"name": d.Name, "email": d.Email, "phone": d.Phone, "description": d.Description, "currency": d.Currency} {
+		if !utf8.ValidString(v) {
+			return errorf(CodeInvalid, "the %s is not valid UTF-8 text", field)
+		}
+		if len(v) > 1000 {
+			return errorf(CodeInvalid, "the %s is longer than 1000 bytes", field)
+		}
+	}
+	if !ValidEmail(d.Email) {
+		return errorf(CodeInvalid, "%q is not an email address (expected name@example.com)", clip(d.Email, 60))
+	}
+	if d.Currency != "" && !regexp.MustCompile(`^[a-z]{3}$`).MatchString(d.Currency) {
+		return errorf(CodeInvalid, "currency %q is not a three-letter ISO code in lower case (e.g. usd, eur)", clip(d.Currency, 10))
+	}
+	return nil
+}
+
+// Upsert outcomes.
+type upsertOutcome int
+
+const (
+	upsertCreated upsertOutcome = iota + 1
+	upsertUpdated
+	upsertUnchanged
+	upsertStale // older than what wrote the record: ignored
+)
+
+// upsertClient writes d unless the record holds newer data. A forgotten
+// client keeps no personal fields, whatever d says.
+func (tx *wtx) upsertClient(ctx context.Context, d ClientData, source string) (upsertOutcome, error) {
+	cur, err := getClient(ctx, tx, d.CustomerID)
+	exists := err == nil
+	if err != nil && ErrorCode(err) != CodeNotFound {
+		return 0, err
+	}
+	if exists && cur.Version > d.Version {
+		return upsertStale, nil
+	}
+	if exists && cur.Forgotten() {
+		d.Name, d.Email, d.Phone, d.Description, d.Metadata = "", "", "", "", nil
+	}
+	now := tx.s.now().UnixMilli()
+	if !exists {
+		_, err := tx.ExecContext(ctx, `INSERT INTO clients (customer_id, name, email, phone, description, currency, balance,
+			delinquent, livemode, metadata, stripe_created, updated_at, deleted, source, version)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			d.CustomerID, d.Name, d.Email, d.Phone, d.Description, d.Currency, d.Balance, d.Delinquent, d.Livemode,
+			metadataJSON(d.Metadata), unixOrZero(d.StripeCreated), now, d.Deleted, source, d.Version)
+		if err != nil {
+			return 0, fmt.Errorf("store: insert client: %w", err)
+		}
+		return upsertCreated, nil
+	}
+	same := cur.Name == d.Name && cur.Email == d.Email && cur.Phone == d.Phone && cur.Description == d.Description &&
+		cur.Currency == d.Currency && cur.Balance == d.Balance && cur.Delinquent == d.Delinquent && cur.Livemode == d.Livemode &&
+		maps.Equal(cur.Metadata, d.Metadata) && cur.Deleted == d.Deleted &&
+		(d.StripeCreated.IsZero() || cur.StripeCreated.Equal(d.StripeCreated))
+	if same {
+		if d.Version > cur.Version {
+			if _, err := tx.ExecContext(ctx, `UPDATE clients SET version = ? WHERE id = ?`, d.Version, cur.ID); err != nil {
+				return 0, err
+			}
+		}
+		return upsertUnchanged, nil
+	}
+	created := unixOrZero(d.StripeCreated)
+	if d.StripeCreated.IsZero() {
+		created = unixOrZero(cur.StripeCreated)
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE clients SET name = ?, email = ?, phone = ?, description = ?, currency = ?, balance = ?,
+		delinquent = ?, livemode = ?, metadata = ?, stripe_created = ?, updated_at = ?, deleted = ?, source = ?,
+		version = max(version, ?) WHERE id = ?`,
+		d.Name, d.Email, d.Phone, d.Description, d.Currency, d.Balance, d.Delinquent, d.Livemode, metadataJSON(d.Metadata),
+		created, now, d.Deleted, source, d.Version, cur.ID)
+	if err != nil {
+		return 0, fmt.Errorf("store: update client: %w", err)
+	}
+	return upsertUpdated, nil
+}
+
+// UpsertResult counts what an upsert of many clients did.
+type UpsertResult struct {
+	Created, Updated, Unchanged, Stale int
+}
+
+// Add adds o's counts to r.
+func (r *UpsertResult) Add(o UpsertResult) {
+	r.Created += o.Created
+	r.Updated += o.Updated
+	r.Unchanged += o.Unchanged
+	r.Stale += o.Stale
+}
+
+// UpsertClients writes a batch of clients from Stripe (sync or webhook) in
+// one transaction. Older data never overwrites newer data, and forgotten
+// clients get no personal fields back. It writes no audit row: the caller
+// audits the whole operation (client.synced).
+func (s *Store) UpsertClients(ctx context.Context, source string, batch []ClientData) (UpsertResult, error) {
+	var res UpsertResult
+	if source != SourceSync && source != SourceWebhook {
+		return res, errorf(CodeInvalid, "source %q is not sync or webhook", source)
+	}
+	for _, d := range batch {
+		if err := checkClientData(d); err != nil {
+			return res, err
+		}
+	}
+	err := s.write(ctx, func(tx *wtx) error {
+		res = UpsertResult{}
+		for _, d := range batch {
+			o, err := tx.upsertClient(ctx, d, source)
+			if err != nil {
+				return err
+			}
+			res.count(o)
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (r *UpsertResult) count(o upsertOutcome) {
+	switch o {
+	case upsertCreated:
+		r.Created++
+	case upsertUpdated:
+		r.Updated++
+	case upsertUnchanged:
+		r.Unchanged++
+	case upsertStale:
+		r.Stale++
+	}
+}
+
+// MarkMissingDeleted marks as deleted the clients of the given mode that a
+// complete sync did not see (Stripe's list leaves deleted customers out).
+// seen holds the customer ids the sync saw; only records written by a sync
+// or a webhook before syncStarted are considered.
+func (s *Store) MarkMissingDeleted(ctx context.Context, livemode bool, seen map[string]bool, syncStarted int64) (int, error) {
+	n := 0
+	err := s.write(ctx, func(tx *wtx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT id, customer_id FROM clients
+			WHERE livemode = ? AND deleted = 0 AND source IN ('sync', 'webhook') AND version < ?`, livemode, syncStarted)
+		if err != nil {
+			return err
+		}
+		var ids []int64
+		for rows.Next() {
+			var id int64
+			var cus string
+			if err := rows.Scan(&id, &cus); err != nil {
+				rows.Close()
+				return err
+			}
+			if !seen[cus] {
+				ids = append(ids, id)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		now := s.now().UnixMilli()
+		for _, id := range ids {
+			if _, err := tx.ExecContext(ctx, `UPDATE clients SET deleted = 1, updated_at = ?, version = max(version, ?) WHERE id = ?`, now, syncStarted, id); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		return nil
+	})
+	return n, err
+}
+
+// ForgetClient erases a client's personal data (name, email, phone,
+// description, metadata, notes), keeping the customer id as a tombstone,
+// and checkpoints the WAL so that no copy of the erased data stays in the
+// data directory (secure_delete zeroes freed pages). Admins only.
+func (s *Store) ForgetClient(ctx context.Context, a Actor, customerID string) error {
+	if err := a.requireAdmin("forget clients"); err != nil {
+		return err
+	}
+	err := s.write(ctx, func(tx *wtx) error {
+		c, err := getClient(ctx, tx, customerID)
+		if err != nil {
+			return err
+		}
+		if c.Forgotten() {
+			return errorf(CodeConflict, "%s was already forgotten on %s", customerID, c.ForgottenAt.Format("2006-01-02"))
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE clients SET name = '', email = '', phone = '', description = '', metadata = '{}',
+			notes = '', forgotten_at = ?, updated_at = ? WHERE id = ?`, s.now().UnixMilli(), s.now().UnixMilli(), c.ID)
+		if err != nil {
+			return fmt.Errorf("store: forget client: %w", err)
+		}
+		if err := tx.forgetHook(ctx, customerID); err != nil {
+			return err
+		}
+		return tx.audit(ctx, a, ActionClientForgotten, customerID, Detail{"customer_id": customerID})
+	})
+	if err != nil {
+		return err
+	}
+	// The old row may still sit in the WAL: copy it into the database
+	// (where secure_delete zeroed the old cell) and truncate the WAL.
+	if err := s.Checkpoint(ctx); err != nil {
+		s.log.Error("checkpoint after forgetting a client", "err", err)
+	}
+	return nil
+}
+
+// forgetHook scrubs personal data kept elsewhere for a forgotten client
+// (stored webhook payloads, when they exist).
+func (tx *wtx) forgetHook(ctx context.Context, customerID string) error { return nil }
+
+// --- browsing and search ----------------------------------------------------
+
+// Client sort orders.
+const (
+	SortName    = "name"
+	SortCreated = "created"
+	SortBalance = "balance"
+)
+
+// ClientQuery selects a page of clients. Zero fields do not filter.
+type ClientQuery struct {
+	// Search matches name, email and customer id: a substring of 3 or more
+	// characters (trigram index, results in insertion order), or a name
+	// prefix for 1 or 2 characters (in name order).
+	Search     string
+	Livemode   *bool
+	Delinquent *bool
+	Deleted    *bool // nil: any; the console shows deleted clients only on request
+	Sort       string
+	Desc       bool
+	// After continues after the last client of the previous page (keyset);
+	// Before goes back from the first client of the current page.
+	After, Before *Client
+	Limit         int // default 40, at most 500
+}
+
+// ClientPage is one page of clients.
+type ClientPage struct {
+	Clients []Client
+	More    bool // more clients follow in the query's direction
+	// Total is the number of matching clients when TotalExact, else a
+	// lower bound or an estimate ("about").
+	Total      int64
+	TotalExact bool
+}
+
+// searchMode says how a query uses its search text.
+func (q ClientQuery) searchMode() string {
+	switch n := utf8.RuneCountInString(strings.TrimSpace(q.Search)); {
+	case n == 0:
+		return ""
+	case n < 3:
+		return "prefix"
+	default:
+		return "trigram"
+	}
+}
+
+// order returns the ORDER BY keys of the query: the sort column and id.
+func (q ClientQuery) order() (col string) {
+	switch {
+	case q.searchMode() == "trigram":
+		return "" // insertion order: id only
+	case q.searchMode() == "prefix":
+		return "clients.name"
+	}
+	switch q.Sort {
+	case SortCreated:
+		return "clients.stripe_created"
+	case SortBalance:
+		return "clients.balance"
+	default:
+		return "clients.name"
+	}
+}
+
+func sortValue(c *Client, col string) any {
+	switch col {
+	case "clients.stripe_created":
+		return unixOrZero(c.StripeCreated)
+	case "clients.balance":
+		return c.Balance
+	default:
+		return c.Name
+	}
+}
+
+// ftsQuery quotes text as one FTS5 phrase (a substring for the trigram
+// tokenizer).
+func ftsQuery(text string) string {
+	return `"` + strings.ReplaceAll(strings.TrimSpace(text), `"`, `""`) + `"`
+}
+
+// ListClients returns one page of clients matching q, with keyset paging:
+// a page reads about as many rows as it returns, whatever the page number.
+func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, error) {
+	if q.Limit <= 0 {
+		q.Limit = 40
+	}
+	if q.Limit > 500 {
+		q.Limit = 500
+	}
+	if q.Sort != "" && q.Sort != SortName && q.Sort != SortCreated && q.Sort != SortBalance {
+		return ClientPage{}, errorf(CodeInvalid, "sort %q is not name, created or balance", q.Sort)
+	}
+	var conds []string
+	var args []any
+	from := "clients"
+	switch q.searchMode() {
+	case "trigram":
+		from = "clients JOIN clients_fts ON clients_fts.rowid = clients.id"
+		conds = append(conds, "clients_fts MATCH ?")
+		args = append(args, ftsQuery(q.Search))
+	case "prefix":
+		p := strings.TrimSpace(q.Search)
+		conds = append(conds, "clients.name LIKE ? ESCAPE '\\'")
+		args = append(args, escapeLike(p)+"%")
+	}
+	for col, v := range map[string]*bool{"livemode": q.Livemode, "delinquent": q.Delinquent, "deleted": q.Deleted} {
+		if v != nil {
+			conds = append(conds, "clients."+col+" = ?")
+			args = append(args, *v)
+		}
+	}
+	filterConds, filterArgs := append([]string(nil), conds...), append([]any(nil), args...)
+
+	col := q.order()
+	desc := q.Desc && q.searchMode() == ""
+	backwards := q.Before != nil
+	// The direction rows are read in: forwards in the sort order, or
+	// backwards from Before (then reversed).
+	readDesc := desc != backwards
+	cmp, dir := ">", "ASC"
+	if readDesc {
+		cmp, dir = "<", "DESC"
+	}
+	cursor := q.After
+	if backwards {
+		cursor = q.Before
+	}
+	if cursor != nil {
+		if col == "" {
+			conds = append(conds, "clients.id "+cmp+" ?")
+			args = append(args, cursor.ID)
+		} else {
+			conds = append(conds, "("+col+", clients.id) "+cmp+" (?, ?)")
+			args = append(args, sortValue(cursor, col), cursor.ID)
+		}
+	}
+	orderBy := "clients.id " + dir
+	if col != "" {
+		orderBy = col + " " + dir + ", clients.id " + dir
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+clientCols+` FROM `+from+where+` ORDER BY `+orderBy+` LIMIT ?`, append(args, q.Limit+1)...)
+	if err != nil {
+		return ClientPage{}, fmt.Errorf("store: list clients: %w", err)
+	}
+	defer rows.Close()
+	var page ClientPage
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return ClientPage{}, err
+		}
+		page.Clients = append(page.Clients, c)
+	}
+	if err := rows.Err(); err != nil {
+		return ClientPage{}, err
+	}
+	if len(page.Clients) > q.Limit {
+		page.Clients, page.More = page.Clients[:q.Limit], true
+	}
+	if backwards {
+		for i, j := 0, len(page.Clients)-1; i < j; i, j = i+1, j-1 {
+			page.Clients[i], page.Clients[j] = page.Clients[j], page.Clients[i]
+		}
+	}
+	page.Total, page.TotalExact, err = s.countClients(ctx, from, filterConds, filterArgs)
+	return page, err
+}
+
+// countCap bounds the count of a filtered query: beyond it the total is
+// shown as "more than".
+const countCap = 10_000
+
+// countClients counts matches up to countCap; the unfiltered total is
+// estimated from the largest row id (rows are never deleted).
+func (s *Store) countClients(ctx context.Context, from string, conds []string, args []any) (int64, bool, error) {
+	if len(conds) == 0 {
+		var n sql.NullInt64
+		err := s.rdb.QueryRowContext(ctx, `SELECT max(id) FROM clients`).Scan(&n)
+		return n.Int64, false, err
+	}
+	var n int64
+	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+from+` WHERE `+strings.Join(conds, " AND ")+` LIMIT ?)`,
+		append(args, countCap+1)...).Scan(&n)
+	if err != nil {
+		return 0, false, fmt.Errorf("store: count clients: %w", err)
+	}
+	if n > countCap {
+		return countCap, false, nil
+	}
+	return n, true, nil
+}
+
+// ClientAudit returns the newest audit rows about a client.
+func (s *Store) ClientAudit(ctx context.Context, customerID string, limit int) ([]Event, error) {
+	if limit <= 0 || limit > 200 {
+		limit = 50
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE target = ? ORDER BY id DESC LIMIT ?`, customerID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
