@@ -55,3 +55,20 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
 	}
 	return holder, err
 }
+
+// SyncProgress is the state of a sync of clients with Stripe, as the
+// console and the CLI show it.
+type SyncProgress struct {
+	Running   bool
+	StartedBy string
+	StartedAt time.Time
+	// Fetched is how many customers Stripe returned so far; Total, when
+	// known (>0), how many it will.
+	Fetched, Total int
+	UpsertResult
+	MarkedDeleted int
+	FinishedAt    time.Time
+	// Err is why the last sync stopped early, in words a staff member can
+	// act on ("" when it finished or runs).
+	Err string
+}
