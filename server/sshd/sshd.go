@@ -330,12 +330,12 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 			},
 		}
 		_, _ = io.WriteString(sess, queryBackground)
-		p = tea.NewProgram(tui.New(opts),
+		screen := newFrames(sess, s.cfg.FPS, pty.Window.Width, pty.Window.Height)
+		p = tea.NewProgram(framedModel{Model: tui.New(opts), f: screen},
 			tea.WithInput(input),
 			tea.WithOutput(sess),
-			tea.WithAltScreen(),
+			tea.WithoutRenderer(), // screen draws the frames (see frames)
 			tea.WithoutSignalHandler(),
-			tea.WithFPS(s.cfg.FPS),
 			tea.WithContext(sess.Context()),
 		)
 		ls.mu.Lock()
@@ -364,8 +364,10 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 		defer stopIdle()
 
 		start := time.Now()
+		screen.start()
 		_, err := p.Run()
 		p.Kill()
+		screen.stop()
 		reason := ls.endReason()
 		if reason == "" {
 			reason = "quit"
