@@ -85,17 +85,9 @@ func (e Event) MarshalJSON() ([]byte, error) {
 		e.RemoteAddr, e.SessionID, e.Channel, e.Hash})
 }
 
-// wtx is a write transaction. It remembers the audit head so that the head
-// file is advanced after the commit.
-type wtx struct {
-	*sql.Tx
-	s        *Store
-	headID   int64
-	headHash string
-}
-
 // audit appends one row to the chain inside tx.
 func (tx *wtx) audit(ctx context.Context, a Actor, action, target string, d Detail) error {
+	ctx = context.WithoutCancel(ctx) // see write
 	if d == nil {
 		d = Detail{}
 	}
@@ -105,7 +97,7 @@ func (tx *wtx) audit(ctx context.Context, a Actor, action, target string, d Deta
 	}
 	var prevID int64
 	var prevHash, prevTime string
-	err = tx.QueryRowContext(ctx, `SELECT id, hash, time FROM audit ORDER BY id DESC LIMIT 1`).Scan(&prevID, &prevHash, &prevTime)
+	err = tx.stmt(ctx, tx.s.stmtAuditLast).QueryRowContext(ctx).Scan(&prevID, &prevHash, &prevTime)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("store: audit: %w", err)
 	}
@@ -126,8 +118,7 @@ func (tx *wtx) audit(ctx context.Context, a Actor, action, target string, d Deta
 		e.Time = pt
 	}
 	e.Hash = chainHash(tx.s.auditMK, prevHash, e)
-	_, err = tx.ExecContext(ctx, `INSERT INTO audit (id, time, actor, action, target, detail, remote_addr, session_id, channel, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.stmt(ctx, tx.s.stmtAuditInsert).ExecContext(ctx,
 		e.ID, e.Time.Format(TimeFormat), e.Actor, e.Action, e.Target, e.Detail, e.RemoteAddr, e.SessionID, e.Channel, e.Hash)
 	if err != nil {
 		return fmt.Errorf("store: audit: %w", err)
@@ -163,11 +154,13 @@ type auditHead struct {
 
 func (s *Store) headPath() string { return filepath.Join(s.dir, AuditHeadFile) }
 
-func readHead(path string) (auditHead, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return auditHead{}, err
-	}
+// headRecord is the fixed-width text of the head file, so that it can be
+// rewritten in place (no temporary file and rename per commit).
+func headRecord(id int64, hash string) []byte {
+	return []byte(fmt.Sprintf("v1 %020d %s\n", id, hash))
+}
+
+func parseHead(b []byte, path string) (auditHead, error) {
 	f := strings.Fields(string(b))
 	if len(f) != 3 || f[0] != "v1" {
 		return auditHead{}, fmt.Errorf("%s is malformed", path)
@@ -179,47 +172,77 @@ func readHead(path string) (auditHead, error) {
 	return auditHead{ID: id, Hash: f[2]}, nil
 }
 
+// readHead reads the head file under a shared lock (writers hold an
+// exclusive one while they rewrite it).
+func readHead(path string) (auditHead, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return auditHead{}, err
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+		return auditHead{}, err
+	}
+	defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN) //nolint:errcheck
+	b, err := io.ReadAll(io.LimitReader(f, 4096))
+	if err != nil {
+		return auditHead{}, err
+	}
+	return parseHead(b, path)
+}
+
 // advanceHead records (id, hash) as the head when it is newer than the
-// recorded one. Processes sharing the data directory take a file lock.
+// recorded one. Processes sharing the data directory serialise on an
+// exclusive lock of the file. The head may lag after a crash or a power
+// loss (it is written after the commit, without fsync), which
+// verification tolerates; it never runs ahead.
 func (s *Store) advanceHead(id int64, hash string) error {
 	s.headMu.Lock()
 	defer s.headMu.Unlock()
-	lock, err := os.OpenFile(s.headPath()+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
+	if s.headFile != nil && !sameFile(s.headFile, s.headPath()) {
+		// Replaced or removed behind our back: write to the file that is
+		// there now.
+		s.headFile.Close()
+		s.headFile = nil
+	}
+	if s.headFile == nil {
+		f, err := os.OpenFile(s.headPath(), os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return err
+		}
+		s.headFile = f
+	}
+	fd := int(s.headFile.Fd())
+	if err := syscall.Flock(fd, syscall.LOCK_EX); err != nil {
 		return err
 	}
-	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+	defer syscall.Flock(fd, syscall.LOCK_UN) //nolint:errcheck
+	buf := make([]byte, 256)
+	n, err := s.headFile.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}
-	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN) //nolint:errcheck
-	cur, err := readHead(s.headPath())
-	if err == nil && cur.ID >= id {
+	if cur, err := parseHead(buf[:n], s.headPath()); err == nil && cur.ID >= id {
 		return nil
 	}
-	return writeFileNoSync(s.headPath(), []byte(fmt.Sprintf("v1 %d %s\n", id, hash)))
+	rec := headRecord(id, hash)
+	if _, err := s.headFile.WriteAt(rec, 0); err != nil {
+		return err
+	}
+	if n > len(rec) {
+		return s.headFile.Truncate(int64(len(rec)))
+	}
+	return nil
 }
 
-// writeFileNoSync is WriteFileAtomic without the fsync: the head may lag
-// after a power loss, which verification tolerates (it never runs ahead).
-func writeFileNoSync(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+// sameFile reports whether f is still the file at path.
+func sameFile(f *os.File, path string) bool {
+	a, err := f.Stat()
 	if err != nil {
-		return err
+		return false
 	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
 }
 
 // --- reading --------------------------------------------------------------

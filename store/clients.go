@@ -373,42 +373,55 @@ func (r *UpsertResult) count(o upsertOutcome) {
 
 // MarkMissingDeleted marks as deleted the clients of the given mode that a
 // complete sync did not see (Stripe's list leaves deleted customers out).
-// seen holds the customer ids the sync saw; only records written by a sync
-// or a webhook before syncStarted are considered.
-func (s *Store) MarkMissingDeleted(ctx context.Context, livemode bool, seen map[string]bool, syncStarted int64) (int, error) {
+// Every record the sync saw carries its version (syncStarted, unix seconds)
+// after the upsert, so the missing ones are those written by a sync or a
+// webhook before it.
+func (s *Store) MarkMissingDeleted(ctx context.Context, livemode bool, syncStarted int64) (int, error) {
 	n := 0
 	err := s.write(ctx, func(tx *wtx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT id, customer_id FROM clients
-			WHERE livemode = ? AND deleted = 0 AND source IN ('sync', 'webhook') AND version < ?`, livemode, syncStarted)
+		r, err := tx.ExecContext(ctx, `UPDATE clients SET deleted = 1, updated_at = ?, version = ?
+			WHERE livemode = ? AND deleted = 0 AND source IN ('sync', 'webhook') AND version < ?`,
+			s.now().UnixMilli(), syncStarted, livemode, syncStarted)
 		if err != nil {
-			return err
+			return fmt.Errorf("store: mark deleted: %w", err)
 		}
-		var ids []int64
-		for rows.Next() {
-			var id int64
-			var cus string
-			if err := rows.Scan(&id, &cus); err != nil {
-				rows.Close()
-				return err
-			}
-			if !seen[cus] {
-				ids = append(ids, id)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		now := s.now().UnixMilli()
-		for _, id := range ids {
-			if _, err := tx.ExecContext(ctx, `UPDATE clients SET deleted = 1, updated_at = ?, version = max(version, ?) WHERE id = ?`, now, syncStarted, id); err != nil {
-				return err
-			}
-		}
-		n = len(ids)
+		m, _ := r.RowsAffected()
+		n = int(m)
 		return nil
 	})
 	return n, err
+}
+
+// LinkClient stores one customer fetched from Stripe on an admin's request
+// (source sync) and audits it as client.added with the outcome (created,
+// updated, unchanged or stale) and the caller's detail, in one
+// transaction.
+func (s *Store) LinkClient(ctx context.Context, a Actor, d ClientData, detail Detail) (Client, string, error) {
+	if err := a.requireAdmin("link clients"); err != nil {
+		return Client{}, "", err
+	}
+	if err := checkClientData(d); err != nil {
+		return Client{}, "", err
+	}
+	var c Client
+	var outcome string
+	err := s.write(ctx, func(tx *wtx) error {
+		o, err := tx.upsertClient(ctx, d, SourceSync)
+		if err != nil {
+			return err
+		}
+		outcome = map[upsertOutcome]string{upsertCreated: "created", upsertUpdated: "updated", upsertUnchanged: "unchanged", upsertStale: "stale"}[o]
+		dd := Detail{"customer_id": d.CustomerID, "outcome": outcome}
+		for k, v := range detail {
+			dd[k] = v
+		}
+		if err := tx.audit(ctx, a, ActionClientAdded, d.CustomerID, dd); err != nil {
+			return err
+		}
+		c, err = getClient(ctx, tx, d.CustomerID)
+		return err
+	})
+	return c, outcome, err
 }
 
 // ForgetClient erases a client's personal data (name, email, phone,

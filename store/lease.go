@@ -66,6 +66,10 @@ type SyncProgress struct {
 	// known (>0), how many it will.
 	Fetched, Total int
 	UpsertResult
+	// Skipped counts customers whose data Backroom's checks refused (an
+	// email or currency it cannot store): they are neither written nor
+	// marked deleted, and the log names them by customer id.
+	Skipped       int
 	MarkedDeleted int
 	FinishedAt    time.Time
 	// Err is why the last sync stopped early, in words a staff member can

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -87,7 +88,16 @@ type Store struct {
 	removedMu   sync.Mutex
 	onRemoved   []func(fingerprints []string)
 
-	headMu sync.Mutex // serialises audit head writes in this process
+	headMu   sync.Mutex // serialises audit head writes in this process
+	headFile *os.File   // the audit head, kept open
+
+	writes     chan *writeReq // to the writer goroutine
+	quit       chan struct{}  // closed by Close
+	writerDone chan struct{}
+	closeOnce  sync.Once
+
+	stmtAuditLast   *sql.Stmt // the last audit row
+	stmtAuditInsert *sql.Stmt
 }
 
 // Open opens (creating when needed) the data directory and its database,
@@ -165,11 +175,18 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
 
+	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
+	go s.runWriter()
+
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
 	if err := s.checkMasterKey(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -186,6 +203,20 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 // Close closes the database cleanly (checkpointing the WAL).
 func (s *Store) Close() error {
 	var errs []error
+	s.closeOnce.Do(func() {
+		if s.quit != nil {
+			close(s.quit)
+			<-s.writerDone
+		}
+		if s.headFile != nil {
+			s.headFile.Close()
+		}
+		for _, st := range []*sql.Stmt{s.stmtAuditLast, s.stmtAuditInsert} {
+			if st != nil {
+				st.Close()
+			}
+		}
+	})
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
 	}
@@ -211,26 +242,15 @@ func (s *Store) Ping(ctx context.Context) error {
 	})
 }
 
-// write runs fn in one write transaction (BEGIN IMMEDIATE) and commits it
-// when fn returns nil. After the commit it advances the audit head file when
-// fn wrote audit rows.
-func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
-	sqltx, err := s.wdb.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: begin: %w", err)
+// prepare prepares the statements every write transaction runs, once.
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.stmtAuditLast, err = s.wdb.PrepareContext(ctx, `SELECT id, hash, time FROM audit ORDER BY id DESC LIMIT 1`); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
 	}
-	tx := &wtx{Tx: sqltx, s: s}
-	if err := fn(tx); err != nil {
-		_ = sqltx.Rollback()
-		return err
-	}
-	if err := sqltx.Commit(); err != nil {
-		return fmt.Errorf("store: commit: %w", err)
-	}
-	if tx.headID > 0 {
-		if err := s.advanceHead(tx.headID, tx.headHash); err != nil {
-			s.log.Error("audit head file not updated", "err", err)
-		}
+	if s.stmtAuditInsert, err = s.wdb.PrepareContext(ctx, `INSERT INTO audit (id, time, actor, action, target, detail, remote_addr, session_id, channel, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		return fmt.Errorf("store: prepare: %w", err)
 	}
 	return nil
 }
