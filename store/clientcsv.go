@@ -69,7 +69,12 @@ func ParseClientsCSV(r io.Reader) ([]ImportRow, error) {
 		return nil, &Error{Code: CodeInvalid, Msg: "the file is empty: the first line must be the header " + strings.Join(ClientCSVHeader, ",")}
 	}
 	if err != nil {
-		return nil, &Error{Code: CodeInvalid, Msg: csvErrorMessage(err)}
+		msg := csvErrorMessage(err)
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			msg = LineError{Line: pe.StartLine, Msg: msg}.Error()
+		}
+		return nil, &Error{Code: CodeInvalid, Msg: msg}
 	}
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
@@ -154,6 +159,10 @@ func csvErrorMessage(err error) string {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		switch {
+		case (errors.Is(pe.Err, csv.ErrQuote) || errors.Is(pe.Err, csv.ErrBareQuote)) && pe.Line != pe.StartLine:
+			// A quoted field ran over lines: the error's column is on
+			// another line than the row's (often the end of the file).
+			return fmt.Sprintf("a quote is malformed (found at line %d, column %d): quote whole fields with \", and double a \" inside one", pe.Line, pe.Column)
 		case errors.Is(pe.Err, csv.ErrQuote), errors.Is(pe.Err, csv.ErrBareQuote):
 			return fmt.Sprintf("a quote is malformed (column %d): quote whole fields with \", and double a \" inside one", pe.Column)
 		case errors.Is(pe.Err, csv.ErrFieldCount):
@@ -177,6 +186,15 @@ func (s *Store) ImportClients(ctx context.Context, a Actor, rows []ImportRow) (I
 	var res ImportResult
 	if err := a.requireAdmin("import clients"); err != nil {
 		return res, err
+	}
+	// ParseClientsCSV checked these; other callers may not have.
+	for _, r := range rows {
+		if err := checkClientData(r.ClientData); err != nil {
+			return res, errorf(CodeInvalid, "line %d: %s", r.Line, ErrorMessage(err))
+		}
+		if !utf8.ValidString(r.Notes) || len(r.Notes) > MaxNotes {
+			return res, errorf(CodeInvalid, "line %d: notes must be UTF-8 text of at most %d bytes", r.Line, MaxNotes)
+		}
 	}
 	err := s.write(ctx, func(tx *wtx) error {
 		res = ImportResult{}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -98,6 +99,8 @@ func clip(s string, n int) string {
 	r := []rune(s)
 	return string(r[:n]) + "…"
 }
+
+var currencyRE = regexp.MustCompile(`^[a-z]{3}$`)
 
 var emailRE = regexp.MustCompile(`^[^\s@]+@[^\s@]+\.[^\s@]+$`)
 
@@ -237,18 +240,21 @@ func checkClientData(d ClientData) error {
 	if err := ValidCustomerID(d.CustomerID); err != nil {
 		return err
 	}
-	for field, v := range map[string]string{"name": d.Name, "email": d.Email, "phone": d.Phone, "description": d.Description, "currency": d.Currency} {
-		if !utf8.ValidString(v) {
-			return errorf(CodeInvalid, "the %s is not valid UTF-8 text", field)
+	// In a fixed order, so that the message names the first bad field.
+	for _, f := range []struct{ field, v string }{
+		{"name", d.Name}, {"email", d.Email}, {"phone", d.Phone}, {"description", d.Description}, {"currency", d.Currency},
+	} {
+		if !utf8.ValidString(f.v) {
+			return errorf(CodeInvalid, "the %s is not valid UTF-8 text", f.field)
 		}
-		if len(v) > 1000 {
-			return errorf(CodeInvalid, "the %s is longer than 1000 bytes", field)
+		if len(f.v) > 1000 {
+			return errorf(CodeInvalid, "the %s is longer than 1000 bytes", f.field)
 		}
 	}
 	if !ValidEmail(d.Email) {
 		return errorf(CodeInvalid, "%q is not an email address (expected name@example.com)", clip(d.Email, 60))
 	}
-	if d.Currency != "" && !regexp.MustCompile(`^[a-z]{3}$`).MatchString(d.Currency) {
+	if d.Currency != "" && !currencyRE.MatchString(d.Currency) {
 		return errorf(CodeInvalid, "currency %q is not a three-letter ISO code in lower case (e.g. usd, eur)", clip(d.Currency, 10))
 	}
 	return nil
@@ -455,8 +461,16 @@ func (s *Store) ForgetClient(ctx context.Context, a Actor, customerID string) er
 	}
 	// The old row may still sit in the WAL: copy it into the database
 	// (where secure_delete zeroed the old cell) and truncate the WAL.
-	if err := s.Checkpoint(ctx); err != nil {
+	// SQLite reports a checkpoint that a reader held back (after the busy
+	// timeout) in its result row, not as an error.
+	var busy, frames, copied int
+	err = s.wdb.QueryRowContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
+	switch {
+	case err != nil:
 		s.log.Error("checkpoint after forgetting a client", "err", err)
+	case busy != 0:
+		s.log.Error("checkpoint after forgetting a client held back by a reader: the erased data stays in the WAL until the next checkpoint",
+			"frames", frames, "copied", copied)
 	}
 	return nil
 }
@@ -531,6 +545,9 @@ func (q ClientQuery) order() (col string) {
 	}
 }
 
+// sortIndex is the index of each sort column (migration 5).
+var sortIndex = map[string]string{"clients.name": "clients_name", "clients.stripe_created": "clients_created", "clients.balance": "clients_balance"}
+
 func sortValue(c *Client, col string) any {
 	switch col {
 	case "clients.stripe_created":
@@ -560,6 +577,9 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 	if q.Sort != "" && q.Sort != SortName && q.Sort != SortCreated && q.Sort != SortBalance {
 		return ClientPage{}, errorf(CodeInvalid, "sort %q is not name, created or balance", q.Sort)
 	}
+	// FTS5 reads its query up to a NUL ("unterminated string"); no stored
+	// text holds one.
+	q.Search = strings.ReplaceAll(q.Search, "\x00", "")
 	var conds []string
 	var args []any
 	from := "clients"
@@ -573,13 +593,37 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 		conds = append(conds, "clients.name LIKE ? ESCAPE '\\'")
 		args = append(args, escapeLike(p)+"%")
 	}
-	for col, v := range map[string]*bool{"livemode": q.Livemode, "delinquent": q.Delinquent, "deleted": q.Deleted} {
-		if v != nil {
-			conds = append(conds, "clients."+col+" = ?")
-			args = append(args, *v)
+	for _, f := range q.flags() {
+		if f.v != nil {
+			conds = append(conds, "clients."+f.col+" = ?")
+			args = append(args, *f.v)
 		}
 	}
 	filterConds, filterArgs := append([]string(nil), conds...), append([]any(nil), args...)
+
+	if q.searchMode() != "trigram" {
+		// The sort's index, walked in order. Left to itself the planner
+		// may prefer the flags index for "deleted = 0" and sort a million
+		// rows.
+		from = "clients INDEXED BY " + sortIndex[q.order()]
+	}
+	// A filter without a search: count its matches on the flags index
+	// first, and when they are few read them from there too (and sort
+	// them), rather than walk a sort index past every client that does
+	// not match (seconds for the few deleted clients of a million).
+	var page ClientPage
+	counted := false
+	if fc, fa := q.flagIndexConds(); q.searchMode() == "" && len(fc) > 0 {
+		var err error
+		page.Total, page.TotalExact, err = s.countClients(ctx, "clients INDEXED BY clients_flags", fc, fa)
+		if err != nil {
+			return ClientPage{}, err
+		}
+		counted = true
+		if page.TotalExact && page.Total <= fewClients {
+			from, conds, args = "clients INDEXED BY clients_flags", fc, fa
+		}
+	}
 
 	col := q.order()
 	desc := q.Desc && q.searchMode() == ""
@@ -595,38 +639,57 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 	if backwards {
 		cursor = q.Before
 	}
-	if cursor != nil {
-		if col == "" {
-			conds = append(conds, "clients.id "+cmp+" ?")
-			args = append(args, cursor.ID)
-		} else {
-			conds = append(conds, "("+col+", clients.id) "+cmp+" (?, ?)")
-			args = append(args, sortValue(cursor, col), cursor.ID)
+	// The tie-breaker (and, for a substring search, the only key): the
+	// search index's rowid when searching, so that FTS5 reads its matches
+	// in rowid order and stops after a page (ordering by clients.id would
+	// read and sort every match first).
+	idCol := "clients.id"
+	if q.searchMode() == "trigram" {
+		idCol = "clients_fts.rowid"
+	}
+	// Each part is one index seek; the page is the first Limit+1 rows of
+	// the parts in turn.
+	type part struct {
+		conds   []string
+		args    []any
+		orderBy string
+	}
+	var parts []part
+	switch {
+	case cursor == nil:
+		orderBy := idCol + " " + dir
+		if col != "" {
+			orderBy = col + " " + dir + ", " + idCol + " " + dir
+		}
+		parts = []part{{conds, args, orderBy}}
+	case col == "":
+		parts = []part{{append(conds, idCol+" "+cmp+" ?"), append(args, cursor.ID), idCol + " " + dir}}
+	default:
+		// The rest of the cursor's tie group (same sort key, by id), then
+		// the keys beyond it. A row-value comparison (col, id) > (?, ?)
+		// would seek on the sort key alone (SQLite cannot extend a vector
+		// range onto the rowid), reading every tied row before the cursor
+		// again: half a million rows on a balance of 0.
+		v := sortValue(cursor, col)
+		parts = []part{
+			{append(slices.Clone(conds), col+" = ?", "clients.id "+cmp+" ?"), append(slices.Clone(args), v, cursor.ID), "clients.id " + dir},
+			{append(slices.Clone(conds), col+" "+cmp+" ?"), append(slices.Clone(args), v), col + " " + dir + ", clients.id " + dir},
 		}
 	}
-	orderBy := "clients.id " + dir
-	if col != "" {
-		orderBy = col + " " + dir + ", clients.id " + dir
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = " WHERE " + strings.Join(conds, " AND ")
-	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+clientCols+` FROM `+from+where+` ORDER BY `+orderBy+` LIMIT ?`, append(args, q.Limit+1)...)
-	if err != nil {
-		return ClientPage{}, fmt.Errorf("store: list clients: %w", err)
-	}
-	defer rows.Close()
-	var page ClientPage
-	for rows.Next() {
-		c, err := scanClient(rows)
+	for _, p := range parts {
+		need := q.Limit + 1 - len(page.Clients)
+		if need <= 0 {
+			break
+		}
+		where := ""
+		if len(p.conds) > 0 {
+			where = " WHERE " + strings.Join(p.conds, " AND ")
+		}
+		cs, err := s.queryClients(ctx, `SELECT `+clientCols+` FROM `+from+where+` ORDER BY `+p.orderBy+` LIMIT ?`, append(p.args, need)...)
 		if err != nil {
 			return ClientPage{}, err
 		}
-		page.Clients = append(page.Clients, c)
-	}
-	if err := rows.Err(); err != nil {
-		return ClientPage{}, err
+		page.Clients = append(page.Clients, cs...)
 	}
 	if len(page.Clients) > q.Limit {
 		page.Clients, page.More = page.Clients[:q.Limit], true
@@ -636,13 +699,84 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 			page.Clients[i], page.Clients[j] = page.Clients[j], page.Clients[i]
 		}
 	}
-	page.Total, page.TotalExact, err = s.countClients(ctx, from, filterConds, filterArgs)
+	switch {
+	case counted:
+		return page, nil
+	case cursor == nil && !page.More:
+		// The first page holds every match.
+		page.Total, page.TotalExact = int64(len(page.Clients)), true
+		return page, nil
+	}
+	countFrom := from
+	if q.searchMode() == "trigram" && len(filterConds) == 1 {
+		countFrom = "clients_fts" // the search alone: no need to read the clients
+	}
+	var err error
+	page.Total, page.TotalExact, err = s.countClients(ctx, countFrom, filterConds, filterArgs)
 	return page, err
 }
 
+// fewClients is how many matches of a filter are read from the flags
+// index and sorted, rather than found by walking a sort index.
+var fewClients int64 = 1000
+
+type flagFilter struct {
+	col string
+	v   *bool
+}
+
+// flags are the query's flag filters in the order of the flags index.
+func (q ClientQuery) flags() []flagFilter {
+	return []flagFilter{{"deleted", q.Deleted}, {"delinquent", q.Delinquent}, {"livemode", q.Livemode}}
+}
+
+// flagIndexConds are the flag filters as conditions that seek the flags
+// index (deleted, delinquent, livemode): a flag not filtered on before one
+// that is becomes "IN (0, 1)". None when no flag is filtered on.
+func (q ClientQuery) flagIndexConds() ([]string, []any) {
+	fs := q.flags()
+	last := -1
+	for i, f := range fs {
+		if f.v != nil {
+			last = i
+		}
+	}
+	var conds []string
+	var args []any
+	for _, f := range fs[:last+1] {
+		if f.v == nil {
+			conds = append(conds, "clients."+f.col+" IN (0, 1)")
+			continue
+		}
+		conds = append(conds, "clients."+f.col+" = ?")
+		args = append(args, *f.v)
+	}
+	return conds, args
+}
+
+func (s *Store) queryClients(ctx context.Context, query string, args ...any) ([]Client, error) {
+	rows, err := s.rdb.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list clients: %w", err)
+	}
+	defer rows.Close()
+	var out []Client
+	for rows.Next() {
+		c, err := scanClient(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
 // countCap bounds the count of a filtered query: beyond it the total is
-// shown as "more than".
-const countCap = 10_000
+// shown as "more than". Counting reads one index entry (or, for a search
+// with a filter, one row) per match: at a million clients 10,000 matches
+// of "example.com" took 9 ms to count and of "ara" among delinquent
+// clients 160 ms; 1,000 take a tenth of that. (A variable for tests.)
+var countCap int64 = 1_000
 
 // countClients counts matches up to countCap; the unfiltered total is
 // estimated from the largest row id (rows are never deleted).
