@@ -30,11 +30,13 @@ var auditFixture benchFixture
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if auditFixture.st != nil {
-		auditFixture.st.Close()
-	}
-	if auditFixture.dir != "" {
-		os.RemoveAll(auditFixture.dir)
+	for _, f := range []*benchFixture{&auditFixture, &clientsFixture} {
+		if f.st != nil {
+			f.st.Close()
+		}
+		if f.dir != "" {
+			os.RemoveAll(f.dir)
+		}
 	}
 	os.Exit(code)
 }
@@ -92,8 +94,8 @@ func BenchmarkAuditScreen(b *testing.B) {
 
 	h := newHarness(b, f.clock, Options{Store: f.st, Actor: sshActor("alice", store.RoleAdmin), Fingerprint: f.fp, Width: 120, Height: 40})
 	h.forget = true
-	h.keys("2")
-	a := h.m.screens[1].(*auditScreen)
+	h.keys("3")
+	a := h.m.screens[2].(*auditScreen)
 
 	// shows reports whether the frame shows the page's first row.
 	shows := func() bool {

@@ -9,9 +9,10 @@ import (
 // column describes one column of a grid.
 type column struct {
 	title string
-	min   int // narrowest useful width
-	max   int // widest it grows to when there is room (0: min)
-	prio  int // columns with a higher prio are dropped first when narrow
+	min   int  // narrowest useful width
+	max   int  // widest it grows to when there is room (0: min)
+	prio  int  // columns with a higher prio are dropped first when narrow
+	right bool // right-aligned (amounts)
 }
 
 // grid wraps bubbles/table: it picks the columns that fit the width (lowest
@@ -128,6 +129,9 @@ func (g *grid) rebuild(cursor int) {
 		for j, i := range g.shown {
 			if i < len(vals) {
 				row[j] = clean(vals[i])
+				if g.cols[i].right {
+					row[j] = padLeft(row[j], g.widths[j])
+				}
 			}
 		}
 		first := ""

@@ -9,7 +9,7 @@ import (
 type keyMap struct {
 	// Everywhere.
 	Next, Prev  key.Binding
-	Screens     key.Binding // 1-4: help entry only
+	Screens     key.Binding // 1-N: help entry only (New sets N)
 	Help        key.Binding
 	Quit        key.Binding
 	ForceQuit   key.Binding
@@ -22,6 +22,19 @@ type keyMap struct {
 
 	// Key screen.
 	KeyUpdate key.Binding
+
+	// Clients screen.
+	ClientSort       key.Binding
+	ClientSortDir    key.Binding
+	ClientLive       key.Binding
+	ClientDelinquent key.Binding
+	ClientDeleted    key.Binding
+	ClientNotes      key.Binding
+	ClientForget     key.Binding // admins
+	ClientAdd        key.Binding // admins
+	ClientLink       key.Binding // admins
+	ClientSync       key.Binding // admins start; everyone sees progress
+	Save             key.Binding
 
 	// Audit screen.
 	FilterActor  key.Binding
@@ -73,6 +86,18 @@ func newKeyMap() *keyMap {
 		Search:    b([]string{"/"}, "/", "search"),
 
 		KeyUpdate: b([]string{"u"}, "u", "update key"),
+
+		ClientSort:       b([]string{"s"}, "s", "sort name/created/balance"),
+		ClientSortDir:    b([]string{"S"}, "S", "reverse sort"),
+		ClientLive:       b([]string{"l"}, "l", "live/test/any"),
+		ClientDelinquent: b([]string{"d"}, "d", "delinquent only"),
+		ClientDeleted:    b([]string{"x"}, "x", "deleted: all/hide/only"),
+		ClientNotes:      b([]string{"e"}, "e", "edit notes"),
+		ClientForget:     b([]string{"F"}, "F", "forget (erase)"),
+		ClientAdd:        b([]string{"n"}, "n", "add client"),
+		ClientLink:       b([]string{"L"}, "L", "link from Stripe"),
+		ClientSync:       b([]string{"Y"}, "Y", "sync with Stripe"),
+		Save:             b([]string{"ctrl+s"}, "ctrl+s", "save"),
 
 		FilterActor:  b([]string{"a"}, "a", "filter actor"),
 		FilterAction: b([]string{"A", "c"}, "A/c", "filter action"),

@@ -33,7 +33,7 @@ func TestScreenshot(t *testing.T) {
 	}
 	h := newHarness(t, c, Options{Store: st, Actor: sshActor("alice", store.RoleAdmin), Renderer: testRenderer(true), Width: 100, Height: 26})
 	h.send(tea.WindowSizeMsg{Width: 100, Height: 26})
-	h.keys("2")
+	h.keys("3")
 	frame := h.frame()
 	h.mustSee("Backroom", "alice", "key.updated", "LIVE")
 	if path := os.Getenv("BACKROOM_SCREENSHOT"); path != "" {

@@ -3,7 +3,9 @@ package tui
 import (
 	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/progress"
 	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/bubbles/textarea"
 	"github.com/charmbracelet/bubbles/textinput"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/muesli/termenv"
@@ -44,6 +46,12 @@ type styles struct {
 
 	qrDark  lipgloss.Color
 	qrLight lipgloss.Color
+
+	// Progress bar colours (bubbles/progress takes hex strings, not
+	// adaptive colours): resolved when drawn, since the server may learn
+	// the terminal's background after the first frame.
+	barFull  lipgloss.AdaptiveColor
+	barEmpty lipgloss.AdaptiveColor
 }
 
 func newStyles(r *lipgloss.Renderer) *styles {
@@ -111,6 +119,7 @@ func newStyles(r *lipgloss.Renderer) *styles {
 
 	s.qrDark = lipgloss.Color("#000000")
 	s.qrLight = lipgloss.Color("#FFFFFF")
+	s.barFull, s.barEmpty = colAccent, colDim
 	return s
 }
 
@@ -147,4 +156,56 @@ func (s *styles) styleInput(ti *textinput.Model) {
 	ti.Cursor.TextStyle = s.input
 	ti.Cursor.SetMode(cursor.CursorStatic)
 	ti.KeyMap.Paste.Unbind()
+}
+
+// styleTextarea applies the session's styles to a text area (its defaults
+// come from the process-wide renderer), turns the cursor's blinking off
+// and unbinds the clipboard paste key, as styleInput does.
+func (s *styles) styleTextarea(ta *textarea.Model) {
+	focused := textarea.Style{
+		Base:             s.plain,
+		CursorLine:       s.plain,
+		CursorLineNumber: s.dim,
+		EndOfBuffer:      s.dim,
+		LineNumber:       s.dim,
+		Placeholder:      s.holder,
+		Prompt:           s.prompt,
+		Text:             s.input,
+	}
+	blurred := focused
+	blurred.Text, blurred.CursorLine = s.dim, s.dim
+	ta.FocusedStyle, ta.BlurredStyle = focused, blurred
+	ta.Cursor.Style = s.cursor
+	ta.Cursor.TextStyle = s.input
+	ta.Cursor.SetMode(cursor.CursorStatic)
+	ta.KeyMap.Paste.Unbind()
+	ta.ShowLineNumbers = false
+	ta.Prompt = "│ "
+	if s.ascii {
+		ta.Prompt = "| "
+	}
+}
+
+// progressBar is a static bubbles/progress bar in the session's colour
+// profile. It is drawn with ViewAs: no animation frames, no timers.
+func (s *styles) progressBar(width int) progress.Model {
+	p := progress.New(
+		progress.WithColorProfile(s.r.ColorProfile()),
+		progress.WithWidth(max(10, width)),
+	)
+	p.PercentageStyle = s.plain
+	if s.ascii {
+		p.Full, p.Empty = '#', '.'
+	}
+	return p
+}
+
+// viewBar draws p at percent in the colours for the session's background
+// as it is known now.
+func (s *styles) viewBar(p progress.Model, percent float64) string {
+	p.FullColor, p.EmptyColor = s.barFull.Light, s.barEmpty.Light
+	if s.r.HasDarkBackground() {
+		p.FullColor, p.EmptyColor = s.barFull.Dark, s.barEmpty.Dark
+	}
+	return p.ViewAs(percent)
 }

@@ -1,7 +1,7 @@
 // Package tui is Backroom's console: the Bubble Tea program for one SSH
-// session. It shows the Stripe key, the audit log and (for admins) staff and
-// live sessions, or, for a member enrolling at login, only the enrollment
-// screen.
+// session. It shows the Stripe key, the clients, the audit log and (for
+// admins) staff and live sessions, or, for a member enrolling at login, only
+// the enrollment screen.
 //
 // Every store call runs in a tea.Cmd; Update and View never do I/O. Styles
 // and key bindings are built per session from the session's renderer, and
@@ -39,6 +39,13 @@ type Store interface {
 	Unlock(ctx context.Context, a store.Actor, name string) error
 	ResetTOTP(ctx context.Context, a store.Actor, name string, enrollAtLogin bool) (*store.Enrollment, error)
 	ConfirmEnrollment(ctx context.Context, a store.Actor, fp string, e *store.Enrollment, code string) error
+
+	ListClients(ctx context.Context, q store.ClientQuery) (store.ClientPage, error)
+	ViewClient(ctx context.Context, a store.Actor, customerID string) (store.Client, error)
+	ClientAudit(ctx context.Context, customerID string, limit int) ([]store.Event, error)
+	SetClientNotes(ctx context.Context, a store.Actor, customerID, notes string) error
+	AddClient(ctx context.Context, a store.Actor, d store.ClientData) (store.Client, error)
+	ForgetClient(ctx context.Context, a store.Actor, customerID string) error
 }
 
 var _ Store = (*store.Store)(nil)
@@ -62,6 +69,23 @@ type Sessions interface {
 	End(ctx context.Context, by store.Actor, id string) error
 }
 
+// ClientSync runs syncs of the clients with Stripe and links single
+// customers; the server's Stripe sync satisfies it. The console polls
+// Status only while the Clients screen is visible and a sync runs.
+type ClientSync interface {
+	// Start begins a sync in the background (it goes on when the console
+	// moves on or closes) and returns at once. A store.Error with
+	// CodeConflict says one runs already; without a Stripe key the
+	// error's message says so. Errors are shown with store.ErrorMessage.
+	Start(ctx context.Context, a store.Actor) error
+	// Status is the progress of the running sync, or the outcome of the
+	// last one. It must be cheap (no I/O): it is polled every 250 ms.
+	Status() store.SyncProgress
+	// Link fetches one customer from Stripe and stores it (audited by the
+	// implementation).
+	Link(ctx context.Context, a store.Actor, customerID string) (store.Client, error)
+}
+
 // NoticeMsg is sent by the server to show a notice on every screen: an idle
 // warning stays until the next key; with Quit the program shows the text and
 // ends.
@@ -77,6 +101,9 @@ type Options struct {
 	// Sessions lists and ends live sessions (admin screen); nil hides the
 	// Sessions screen.
 	Sessions Sessions
+	// ClientSync syncs clients with Stripe and links customers; nil makes
+	// those actions say that sync is not available in this session.
+	ClientSync ClientSync
 	// Actor is the staff member of this session.
 	Actor store.Actor
 	// Fingerprint is the SHA256 fingerprint of the key they signed with.
@@ -116,6 +143,7 @@ type env struct {
 	ctx      context.Context
 	store    Store
 	sessions Sessions
+	sync     ClientSync
 	actor    store.Actor
 	fp       string
 	now      func() time.Time
@@ -249,6 +277,7 @@ func New(o Options) *Model {
 		ctx:      o.Context,
 		store:    o.Store,
 		sessions: o.Sessions,
+		sync:     o.ClientSync,
 		actor:    o.Actor,
 		fp:       o.Fingerprint,
 		now:      o.Now,
@@ -262,13 +291,22 @@ func New(o Options) *Model {
 		m.enroll = newEnrollScreen(e, o.EnrollDeadline)
 		m.screens = []screen{m.enroll}
 	} else {
-		m.screens = []screen{newKeyScreen(e), newAuditScreen(e)}
+		// Everyone's screens first, so that their numbers are the same
+		// for staff and admins.
+		m.screens = []screen{newKeyScreen(e), newClientsScreen(e), newAuditScreen(e)}
 		if e.admin() {
 			m.screens = append(m.screens, newStaffScreen(e))
 			if o.Sessions != nil {
 				m.screens = append(m.screens, newSessionsScreen(e))
 			}
 		}
+	}
+	if n := len(m.screens); n > 1 {
+		digits := make([]string, n)
+		for i := range digits {
+			digits[i] = itoa(i + 1)
+		}
+		e.keys.Screens = key.NewBinding(key.WithKeys(digits...), key.WithHelp("1-"+itoa(n), "go to screen"))
 	}
 	m.resize(o.Width, o.Height)
 	return m
@@ -356,6 +394,8 @@ func owns(s screen, msg tea.Msg) bool {
 	case *keyScreen:
 		_, ok := msg.(keySetMsg)
 		return ok
+	case *clientsScreen:
+		return isClientsMsg(msg)
 	case *auditScreen:
 		switch msg.(type) {
 		case auditPageMsg, auditActionsMsg:

@@ -86,6 +86,14 @@ func padRight(s string, w int) string {
 	return s
 }
 
+// padLeft pads s with spaces on the left to width w.
+func padLeft(s string, w int) string {
+	if n := w - lipgloss.Width(s); n > 0 {
+		return strings.Repeat(" ", n) + s
+	}
+	return s
+}
+
 // wrap breaks plain text into lines of at most w cells, at spaces where
 // it can.
 func wrap(s string, w int) string {
