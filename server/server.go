@@ -24,6 +24,7 @@ import (
 	"backroom/server/httpd"
 	"backroom/server/sshd"
 	"backroom/store"
+	"backroom/tui"
 )
 
 // Config is everything the servers need; cmd/backroom fills it from flags,
@@ -47,6 +48,12 @@ type Config struct {
 	// KeysPollInterval is how often authorized_keys is checked for hand
 	// edits (default 1s).
 	KeysPollInterval time.Duration
+	// ClientSync syncs clients with Stripe for the console (nil: the
+	// console says sync is not available). Syncs started from the console
+	// run under the server's lifetime, not the console's: Run cancels them
+	// when it shuts down; the caller waits for them (stripeapi.Syncer.Wait)
+	// before closing the store.
+	ClientSync tui.ClientSync
 }
 
 // MaxStartups caps concurrent unauthenticated SSH connections: above Start,
@@ -57,6 +64,7 @@ type MaxStartups = sshd.MaxStartups
 // Server is both listeners, bound and ready to run.
 type Server struct {
 	cfg     Config
+	sync    *boundSync // nil without cfg.ClientSync
 	log     *slog.Logger
 	sshLn   net.Listener
 	httpLn  net.Listener
@@ -98,6 +106,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, hostKey: signer}
+	var clientSync tui.ClientSync
+	if cfg.ClientSync != nil {
+		s.sync = newBoundSync(cfg.ClientSync)
+		clientSync = s.sync
+	}
 	s.ssh, err = sshd.New(sshd.Config{
 		Store:          cfg.Store,
 		Logger:         cfg.Logger.With("server", "ssh"),
@@ -110,6 +123,7 @@ func New(cfg Config) (*Server, error) {
 		IdleTimeout:    cfg.IdleTimeout,
 		IdleWarning:    cfg.IdleWarning,
 		EnrollDuration: cfg.EnrollDuration,
+		ClientSync:     clientSync,
 	})
 	if err != nil {
 		return nil, err
@@ -167,12 +181,36 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		<-gctx.Done()
+		if s.sync != nil {
+			s.sync.stop() // a running sync stops, keeping what it fetched
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
 		return errors.Join(s.ssh.Shutdown(sctx), s.http.Shutdown(sctx))
 	})
 	return g.Wait()
 }
+
+// boundSync gives the console a ClientSync whose syncs belong to the
+// server: Start ignores the console's context (a short-lived one per
+// command) and binds the sync to the server's, which stop cancels.
+type boundSync struct {
+	tui.ClientSync
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newBoundSync(cs tui.ClientSync) *boundSync {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &boundSync{ClientSync: cs, ctx: ctx, cancel: cancel}
+}
+
+// Start begins a sync that runs until it ends or the server shuts down.
+func (b *boundSync) Start(_ context.Context, a store.Actor) error {
+	return b.ClientSync.Start(b.ctx, a)
+}
+
+func (b *boundSync) stop() { b.cancel() }
 
 // LoadOrCreateHostKey reads the SSH host key at path, generating an
 // ed25519 key (0600) the first time.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"backroom/server"
+	"backroom/server/stripeapi"
 	"backroom/store"
 )
 
@@ -42,6 +44,7 @@ const (
 	envGraceTime      = "BACKROOM_SSH_GRACE_TIME"
 	envCodePrompts    = "BACKROOM_SSH_CODE_PROMPTS"
 	envSQLiteSync     = "BACKROOM_SQLITE_SYNCHRONOUS"
+	envStripeAPIBase  = "STRIPE_API_BASE"
 	dotenvFile        = ".env"
 	masterKeyDataFile = store.MasterKeyFile
 )
@@ -86,6 +89,7 @@ func settings() []setting {
 		{envMasterKeyFile, "", "", "file holding the master key (same text); not together with " + envMasterKey},
 		{"", "", "master.key in the data dir", "when neither is set: generated (0600) for a new data directory only"},
 		{envStripeKey, "", "unset", "Stripe secret key (sk_/rk_); wins over a stored key"},
+		{envStripeAPIBase, "", stripeapi.DefaultAPIBase, "Stripe's API: key checks and client sync (stripe-mock: http://127.0.0.1:12111)"},
 		{envUseKeyring, "", "0", "1 = keep the Stripe key in the OS keyring; start-up fails if it is unreachable"},
 		{envLogLevel, flagLogLevel, defaultLogLevel, "debug, info, warn or error"},
 		{envLockoutAfter, "", defaultLockoutAfter, "consecutive code failures that lock a staff member (1-100)"},
@@ -157,6 +161,10 @@ type Config struct {
 
 	StripeKey  secret // STRIPE_API_KEY, validated; "" when unset
 	UseKeyring bool
+
+	// StripeAPIBase is where Stripe's API is (STRIPE_API_BASE), validated,
+	// without a trailing slash.
+	StripeAPIBase, StripeAPIBaseOrigin string
 
 	LogLevel      slog.Level
 	LockoutAfter  int
@@ -263,8 +271,20 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		cfg.StripeKey = secret(key)
 	}
 
+	// Stripe's API.
+	v, origin := get(envStripeAPIBase, "", stripeapi.DefaultAPIBase)
+	cfg.StripeAPIBase, cfg.StripeAPIBaseOrigin = v, origin
+	if base, err := stripeapi.ParseAPIBase(v); err != nil {
+		bad(origin, "%q is not valid: use an http or https URL with a host and no query, such as %s or http://127.0.0.1:12111 (stripe-mock)", v, stripeapi.DefaultAPIBase)
+	} else {
+		cfg.StripeAPIBase = base
+		if w := cleartextAPIBase(base); w != "" {
+			cfg.Warnings = append(cfg.Warnings, origin+": "+w)
+		}
+	}
+
 	// Switches and levels.
-	v, origin := get(envUseKeyring, "", "0")
+	v, origin = get(envUseKeyring, "", "0")
 	switch strings.TrimSpace(v) {
 	case "0":
 	case "1":
@@ -361,6 +381,23 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		return nil, &configError{problems: problems}
 	}
 	return cfg, nil
+}
+
+// cleartextAPIBase warns about an http:// API base that is not on this
+// machine: the Stripe key would cross the network unencrypted.
+func cleartextAPIBase(base string) string {
+	u, err := url.Parse(base)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if host == "localhost" {
+		return ""
+	}
+	if a, err := netip.ParseAddr(host); err == nil && a.IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("%q is plain http to another machine: the Stripe key would cross the network unencrypted (use https, or a loopback address for stripe-mock)", base)
 }
 
 // checkAddr accepts HOST:PORT with a numeric port (HOST may be empty for

@@ -178,6 +178,10 @@ func TestConfigBadValues(t *testing.T) {
 		{"stripe key garbage", map[string]string{envStripeKey: "hunter2-not-a-key"}, nil, []string{envStripeKey}, "hunter2-not-a-key"},
 		{"master key not base64", map[string]string{envMasterKey: "not!base64?secret"}, nil, []string{envMasterKey, "base64"}, "not!base64?secret"},
 		{"master key short", map[string]string{envMasterKey: "c2hvcnRzZWNyZXQ="}, nil, []string{envMasterKey, "32 bytes"}, "c2hvcnRzZWNyZXQ="},
+		{"stripe api base scheme", map[string]string{envStripeAPIBase: "ftp://files.example"}, nil,
+			[]string{envStripeAPIBase + `: "ftp://files.example" is not valid: use an http or https URL`}, ""},
+		{"stripe api base query", map[string]string{envStripeAPIBase: "https://api.stripe.com?x=1"}, nil, []string{envStripeAPIBase, "no query"}, ""},
+		{"stripe api base no host", map[string]string{envStripeAPIBase: "http://"}, nil, []string{envStripeAPIBase}, ""},
 		{"master key and file", map[string]string{envMasterKey: store.EncodeMasterKey(store.NewMasterKey()), envMasterKeyFile: "/nonexistent"}, nil,
 			[]string{envMasterKey + " and " + envMasterKeyFile + " are both set", "set only one"}, ""},
 	}
@@ -284,7 +288,7 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	}
 	for _, env := range []string{envData, envSSHAddr, envHTTPAddr, envMasterKey, envMasterKeyFile, envStripeKey, envUseKeyring,
 		envLogLevel, envLockoutAfter, envLockoutFor, envMaxStartups, envPenaltyExempt, envIdleTimeout, envGraceTime,
-		envCodePrompts, envSQLiteSync} {
+		envCodePrompts, envSQLiteSync, envStripeAPIBase} {
 		if !strings.Contains(r.stdout, env) {
 			t.Errorf("serve --help lacks %s", env)
 		}
@@ -438,5 +442,36 @@ func TestUsageErrors(t *testing.T) {
 	r := h.run("", "version").must(t, 0)
 	if !strings.HasPrefix(r.stdout, "backroom ") {
 		t.Errorf("version: %q", r.stdout)
+	}
+}
+
+func TestConfigStripeAPIBase(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		env, dotenv map[string]string
+		want        string
+		origin      string
+		warn        string
+	}{
+		{nil, nil, "https://api.stripe.com", envStripeAPIBase, ""},
+		{map[string]string{envStripeAPIBase: ""}, nil, "https://api.stripe.com", envStripeAPIBase, ""},
+		{map[string]string{envStripeAPIBase: " http://127.0.0.1:12111/ "}, nil, "http://127.0.0.1:12111", envStripeAPIBase, ""},
+		{nil, map[string]string{envStripeAPIBase: "http://localhost:12111"}, "http://localhost:12111", envStripeAPIBase + " (from .env)", ""},
+		{map[string]string{envStripeAPIBase: "https://stripe-proxy.internal/v1"}, nil, "https://stripe-proxy.internal/v1", envStripeAPIBase, ""},
+		{map[string]string{envStripeAPIBase: "http://stripe-proxy.internal"}, nil, "http://stripe-proxy.internal", envStripeAPIBase, "unencrypted"},
+	}
+	for _, tt := range tests {
+		cfg, err := loadConfig(nil, tt.env, tt.dotenv)
+		if err != nil {
+			t.Errorf("%v %v: %v", tt.env, tt.dotenv, err)
+			continue
+		}
+		if cfg.StripeAPIBase != tt.want || cfg.StripeAPIBaseOrigin != tt.origin {
+			t.Errorf("%v %v: base %q from %q, want %q from %q", tt.env, tt.dotenv, cfg.StripeAPIBase, cfg.StripeAPIBaseOrigin, tt.want, tt.origin)
+		}
+		warned := strings.Join(cfg.Warnings, "\n")
+		if (tt.warn == "") != (warned == "") || !strings.Contains(warned, tt.warn) {
+			t.Errorf("%v: warnings %q, want %q", tt.env, warned, tt.warn)
+		}
 	}
 }

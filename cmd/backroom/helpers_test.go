@@ -41,7 +41,10 @@ func newHarness(t *testing.T) *harness {
 	t.Helper()
 	wd := t.TempDir()
 	h := &harness{t: t, dir: wd, data: filepath.Join(wd, "data")}
-	h.env = map[string]string{"HOME": wd, envData: h.data}
+	// No test talks to the real Stripe: key checks go to a closed port
+	// (refused at once: the key is stored with a warning) unless a test
+	// points STRIPE_API_BASE at stripe-mock or a stand-in.
+	h.env = map[string]string{"HOME": wd, envData: h.data, envStripeAPIBase: "http://" + freePort(t)}
 	return h
 }
 

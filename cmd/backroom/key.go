@@ -30,6 +30,11 @@ func newKeySetCmd(inv *invocation) *cobra.Command {
 hidden prompt when stdin is a terminal. It is never taken from the command line,
 where other users of the machine could see it.
 
+Before it is stored the key is checked with Stripe (GET /v1/balance at
+STRIPE_API_BASE): a key Stripe rejects is not stored and the message says why
+(exit 2); when Stripe cannot be reached the key is stored anyway, with a
+warning on stderr.
+
 It is stored in the OS keyring with USE_KEYRING=1, otherwise sealed in the
 database with the master key. STRIPE_API_KEY, when set, still wins over it.`,
 		Example: `  backroom key set < stripe.key
@@ -69,6 +74,10 @@ database with the master key. STRIPE_API_KEY, when set, still wins over it.`,
 				masked = st.StoredMasked
 			}
 			fmt.Fprintf(inv.Stdout, "Stripe key %s saved (%s).\n", masked, where)
+			if st.Warning != "" {
+				fmt.Fprintf(inv.Stderr, "warning: %s. Check the network and %s (%s), then set the key again to have it checked.\n",
+					st.Warning, envStripeAPIBase, cfg.StripeAPIBase)
+			}
 			if st.Shadowed {
 				fmt.Fprintf(inv.Stdout, "Note: %s is set and wins: the key saved now is used only once it is unset.\n", envStripeKey)
 			}

@@ -3,9 +3,14 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,4 +252,81 @@ func TestKeySetWALHasNoPlaintext(t *testing.T) {
 	if hits := filesContaining(t, h.data, testKey); len(hits) > 0 {
 		t.Errorf("plaintext key in %v", hits)
 	}
+}
+
+// TestKeySetChecksWithStripe: saving a key asks Stripe (STRIPE_API_BASE)
+// first. A key it accepts is stored quietly; one it rejects is refused
+// with Stripe's reason and nothing stored; when it cannot be reached the
+// key is stored with a warning.
+func TestKeySetChecksWithStripe(t *testing.T) {
+	t.Parallel()
+
+	t.Run("accepted by stripe-mock", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t)
+		h.env[envStripeAPIBase] = startStripeMock(t)
+		r := h.run(testKey+"\n", "key", "set").must(t, 0)
+		if strings.Contains(r.stderr, "warning") || strings.Contains(r.stdout+r.stderr, testKey) {
+			t.Errorf("accepted key:\n%s%s", r.stdout, r.stderr)
+		}
+		if st, _ := keyStatus(t, h, nil); st.Source != "database" || *st.Masked != "sk_test_...ABCD" {
+			t.Errorf("not stored: %+v", st)
+		}
+	})
+
+	t.Run("rejected", func(t *testing.T) {
+		t.Parallel()
+		var asked []string
+		var mu sync.Mutex
+		stripe := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			asked = append(asked, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, stripeErrorJSON("invalid_request_error", "Invalid API Key provided: sk_test_****************************ABCD"))
+		}))
+		t.Cleanup(stripe.Close)
+		h := newHarness(t)
+		h.env[envStripeAPIBase] = stripe.URL
+		r := h.run(testKey+"\n", "key", "set").must(t, 2)
+		if !strings.Contains(r.stderr, "Stripe rejected this key (sk_test_...ABCD): Invalid API Key provided") {
+			t.Errorf("refusal does not say why:\n%s", r.stderr)
+		}
+		if strings.Contains(r.stdout+r.stderr, testKey) || strings.Contains(r.stdout+r.stderr, testKey[8:]) {
+			t.Fatalf("the key is echoed:\n%s%s", r.stdout, r.stderr)
+		}
+		mu.Lock()
+		if !slices.Equal(asked, []string{"GET /v1/balance"}) {
+			t.Errorf("requests to Stripe: %v", asked)
+		}
+		mu.Unlock()
+		if st, _ := keyStatus(t, h, nil); st.Source != "none" {
+			t.Errorf("a rejected key was stored: %+v", st)
+		}
+		r = h.run("", "audit", "export", "--action", store.ActionKeyUpdated).must(t, 0)
+		if r.stdout != "" {
+			t.Errorf("a rejected key was audited as set:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("unreachable", func(t *testing.T) {
+		t.Parallel()
+		h := newHarness(t) // STRIPE_API_BASE is a closed port
+		began := time.Now()
+		r := h.run(testKey+"\n", "key", "set").must(t, 0)
+		if d := time.Since(began); d > 5*time.Second {
+			t.Errorf("key set took %s with Stripe unreachable", d)
+		}
+		if !strings.Contains(r.stderr, "warning: Stripe could not be reached to check the key") ||
+			!strings.Contains(r.stderr, "it was stored unchecked") || !strings.Contains(r.stderr, envStripeAPIBase) {
+			t.Errorf("no warning:\n%s", r.stderr)
+		}
+		if !strings.Contains(r.stdout, "saved") || strings.Contains(r.stdout+r.stderr, testKey) {
+			t.Errorf("key set:\n%s%s", r.stdout, r.stderr)
+		}
+		if st, _ := keyStatus(t, h, nil); st.Source != "database" {
+			t.Errorf("an unchecked key was not stored: %+v", st)
+		}
+	})
 }

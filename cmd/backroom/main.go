@@ -1,5 +1,6 @@
 // Command backroom runs Backroom's servers (serve) and the administration
-// commands that work on a data directory from the shell (staff, key, audit).
+// commands that work on a data directory from the shell (staff, key, audit,
+// clients, dev).
 //
 // Exit statuses: 0 success, 1 not found or a failed check, 2 a usage or
 // configuration error.
@@ -142,7 +143,8 @@ func newRootCmd(inv *invocation) *cobra.Command {
 		Short: "Backroom: the staff back office (SSH console with public key + TOTP)",
 		Long: `Backroom is a staff back office reached over SSH: public key first, then a TOTP
 code, then a console. "backroom serve" runs the servers; the other commands manage
-staff, the Stripe API key and the audit log of a data directory from the shell.
+staff, the Stripe API key, the clients and the audit log of a data directory
+from the shell.
 
 First run:
   backroom serve
@@ -170,6 +172,8 @@ Exit status: 0 ok, 1 not found or check failed, 2 usage or configuration error.
 		newStaffCmd(inv),
 		newKeyCmd(inv),
 		newAuditCmd(inv),
+		newClientsCmd(inv),
+		newDevCmd(inv),
 		newVersionCmd(inv),
 	)
 	return root

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/user"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"backroom/server/stripeapi"
 	"backroom/store"
 )
 
@@ -74,6 +78,8 @@ func (inv *invocation) openStore(cfg *Config, opts openOptions) (*cmdEnv, error)
 		storeLog = newLogger(inv.Stderr, max(cfg.LogLevel, slog.LevelError))
 	}
 	dir := inv.abs(cfg.DataDir)
+	// Saving a key asks Stripe about it first (store.KeyChecker).
+	checker := newKeyChecker(cfg, storeLog)
 	st, err := store.Open(inv.Ctx, store.Options{
 		Dir:          dir,
 		MasterKey:    k,
@@ -84,6 +90,7 @@ func (inv *invocation) openStore(cfg *Config, opts openOptions) (*cmdEnv, error)
 		LockoutFor:   cfg.LockoutFor,
 		EnvStripeKey: string(cfg.StripeKey),
 		Keyring:      kr,
+		KeyChecker:   checker,
 	})
 	switch {
 	case errors.Is(err, store.ErrMasterKeyMismatch):
@@ -96,6 +103,38 @@ func (inv *invocation) openStore(cfg *Config, opts openOptions) (*cmdEnv, error)
 	}
 	e.st = st
 	return e, nil
+}
+
+// Stripe HTTP timeouts. A key check is one request, no retries: someone is
+// waiting for it, and a key that cannot be checked is stored anyway, with a
+// warning. A sync retries (stripe-go's backoff) and gives each request
+// longer.
+const (
+	stripeDialTimeout    = 5 * time.Second  // TCP connect and TLS handshake
+	stripeCheckTimeout   = 10 * time.Second // one key check
+	stripeRequestTimeout = 30 * time.Second // one request of a sync or a link
+)
+
+// stripeHTTPClient is the HTTP client for Stripe's API, with timeout as its
+// bound on one request (connect, TLS, headers and body).
+func stripeHTTPClient(timeout time.Duration) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DialContext = (&net.Dialer{Timeout: stripeDialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.TLSHandshakeTimeout = stripeDialTimeout
+	return &http.Client{Timeout: timeout, Transport: tr}
+}
+
+// newKeyChecker is the client that checks a key being saved.
+func newKeyChecker(cfg *Config, log *slog.Logger) *stripeapi.Client {
+	return stripeapi.New(stripeapi.Config{APIBase: cfg.StripeAPIBase, MaxNetworkRetries: -1,
+		HTTPClient: stripeHTTPClient(stripeCheckTimeout), Logger: log})
+}
+
+// newStripeClient is the client for syncs and links (stripe-go's retries
+// for connection errors, 409, 429 and 5xx).
+func newStripeClient(cfg *Config, log *slog.Logger) *stripeapi.Client {
+	return stripeapi.New(stripeapi.Config{APIBase: cfg.StripeAPIBase,
+		HTTPClient: stripeHTTPClient(stripeRequestTimeout), Logger: log})
 }
 
 // close closes the store, logging a failure.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"backroom/server"
+	"backroom/server/stripeapi"
 	"backroom/store"
 )
 
@@ -66,6 +67,15 @@ func (inv *invocation) serve(c *cobra.Command) error {
 	if cfg.StripeKey != "" {
 		log.Info("the Stripe key comes from " + envStripeKey + " and wins over any stored key")
 	}
+	if cfg.StripeAPIBase != stripeapi.DefaultAPIBase {
+		log.Info("Stripe's API is reached at "+cfg.StripeAPIBase, "from", cfg.StripeAPIBaseOrigin)
+	}
+
+	// The console's syncs with Stripe run in this process; the store stays
+	// open until the last one has stopped and written its audit row
+	// (deferred calls run last in, first out).
+	syncer := stripeapi.NewSyncer(newStripeClient(cfg, log.With("component", "stripe")), e.st, nil)
+	defer syncer.Wait()
 
 	srv, err := server.New(server.Config{
 		Store:          e.st,
@@ -80,6 +90,7 @@ func (inv *invocation) serve(c *cobra.Command) error {
 		GraceTime:      cfg.GraceTime,
 		CodePrompts:    cfg.CodePrompts,
 		EnrollDuration: enrollDuration,
+		ClientSync:     syncer,
 	})
 	if err != nil {
 		return serverError(cfg, err)

@@ -42,6 +42,9 @@ type Config struct {
 	IdleWarning    time.Duration // warning before the idle end (default 1m)
 	EnrollDuration time.Duration // life of an enrollment-only session (default 10m)
 	FPS            int           // console frame rate cap (default 30)
+	// ClientSync syncs clients with Stripe from the console; nil makes the
+	// console say sync is not available.
+	ClientSync tui.ClientSync
 }
 
 // Server is the SSH server.
@@ -308,6 +311,7 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 		opts := tui.Options{
 			Store:       s.store,
 			Sessions:    s.reg,
+			ClientSync:  s.cfg.ClientSync,
 			Actor:       actor,
 			Fingerprint: w.fingerprint,
 			Renderer:    newRenderer(sess, pty),
