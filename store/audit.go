@@ -199,9 +199,8 @@ func readHead(path string) (auditHead, error) {
 func (s *Store) advanceHead(id int64, hash string) error {
 	s.headMu.Lock()
 	defer s.headMu.Unlock()
-	if s.headFile != nil && !sameFile(s.headFile, s.headPath()) {
-		// Replaced or removed behind our back: write to the file that is
-		// there now.
+	if s.headFile != nil && unlinked(s.headFile) {
+		// Replaced or removed: write to the file that is there now.
 		s.headFile.Close()
 		s.headFile = nil
 	}
@@ -235,14 +234,14 @@ func (s *Store) advanceHead(id int64, hash string) error {
 	return nil
 }
 
-// sameFile reports whether f is still the file at path.
-func sameFile(f *os.File, path string) bool {
-	a, err := f.Stat()
-	if err != nil {
-		return false
+// unlinked reports whether f no longer has a name (it was removed, or
+// replaced by a rename), with one fstat.
+func unlinked(f *os.File) bool {
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+		return true
 	}
-	b, err := os.Stat(path)
-	return err == nil && os.SameFile(a, b)
+	return st.Nlink == 0
 }
 
 // --- reading --------------------------------------------------------------
@@ -316,16 +315,23 @@ func (s *Store) auditWhere(ctx context.Context, q AuditQuery) (string, []any, er
 			}
 		}
 	}
-	const firstAt = `coalesce((SELECT id FROM audit WHERE time >= ? ORDER BY time LIMIT 1), 9223372036854775807)`
 	if !q.Since.IsZero() {
 		t := q.Since.UTC().Format(TimeFormat)
-		conds = append(conds, "id >= "+firstAt, "time >= ?")
-		args = append(args, t, t)
+		id, err := s.firstAuditAt(ctx, t)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, "id >= ?", "time >= ?")
+		args = append(args, id, t)
 	}
 	if !q.Until.IsZero() {
 		t := q.Until.UTC().Format(TimeFormat)
-		conds = append(conds, "id < "+firstAt, "time < ?")
-		args = append(args, t, t)
+		id, err := s.firstAuditAt(ctx, t)
+		if err != nil {
+			return "", nil, err
+		}
+		conds = append(conds, "id < ?", "time < ?")
+		args = append(args, id, t)
 	}
 	if q.Search != "" {
 		like := "%" + escapeLike(q.Search) + "%"
@@ -344,6 +350,36 @@ func (s *Store) auditWhere(ctx context.Context, q AuditQuery) (string, []any, er
 		return "", nil, nil
 	}
 	return " WHERE " + strings.Join(conds, " AND "), args, nil
+}
+
+// firstAuditAt returns the id of the first audit row at or after time t
+// (text in TimeFormat), or one past the last row. Times never go backwards
+// along ids, so a binary search over ids finds it in about twenty lookups
+// of the primary key, with no index on time to maintain.
+func (s *Store) firstAuditAt(ctx context.Context, t string) (int64, error) {
+	var last sql.NullInt64
+	if err := s.rdb.QueryRowContext(ctx, `SELECT max(id) FROM audit`).Scan(&last); err != nil {
+		return 0, err
+	}
+	lo, hi := int64(1), last.Int64+1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		var tm string
+		err := s.rdb.QueryRowContext(ctx, `SELECT time FROM audit WHERE id >= ? ORDER BY id LIMIT 1`, mid).Scan(&tm)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			hi = mid
+			continue
+		case err != nil:
+			return 0, err
+		}
+		if tm >= t {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return lo, nil
 }
 
 func escapeLike(s string) string {

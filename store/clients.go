@@ -803,7 +803,7 @@ func (s *Store) ClientAudit(ctx context.Context, customerID string, limit int) (
 	if limit <= 0 || limit > 200 {
 		limit = 50
 	}
-	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE target = ? ORDER BY id DESC LIMIT ?`, customerID, limit)
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+auditColumns+` FROM audit WHERE target = ? AND target GLOB 'cus_*' ORDER BY id DESC LIMIT ?`, customerID, limit)
 	if err != nil {
 		return nil, err
 	}

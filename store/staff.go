@@ -169,6 +169,14 @@ func (s *Store) ListStaff(ctx context.Context) ([]Staff, error) {
 	return out, nil
 }
 
+// CountLocked is how many staff members are locked now (for the console's
+// header).
+func (s *Store) CountLocked(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT count(*) FROM staff WHERE locked_until > ?`, s.now().UnixMilli()).Scan(&n)
+	return n, err
+}
+
 // AddStaffRequest is the input of AddStaff.
 type AddStaffRequest struct {
 	Name          string

@@ -98,6 +98,7 @@ type Store struct {
 
 	stmtAuditLast   *sql.Stmt // the last audit row
 	stmtAuditInsert *sql.Stmt
+	reads           sync.Map // query text → *sql.Stmt on the read pool
 }
 
 // Open opens (creating when needed) the data directory and its database,
@@ -211,6 +212,10 @@ func (s *Store) Close() error {
 		if s.headFile != nil {
 			s.headFile.Close()
 		}
+		s.reads.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
 		for _, st := range []*sql.Stmt{s.stmtAuditLast, s.stmtAuditInsert} {
 			if st != nil {
 				st.Close()
@@ -253,6 +258,23 @@ func (s *Store) prepare(ctx context.Context) error {
 		return fmt.Errorf("store: prepare: %w", err)
 	}
 	return nil
+}
+
+// queryRow runs a read query of fixed text through a statement prepared
+// once (parsing a statement costs about as much as running a small one).
+func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if v, ok := s.reads.Load(query); ok {
+		return v.(*sql.Stmt).QueryRowContext(ctx, args...)
+	}
+	st, err := s.rdb.PrepareContext(ctx, query)
+	if err != nil {
+		return s.rdb.QueryRowContext(ctx, query, args...) // reports the error
+	}
+	if v, loaded := s.reads.LoadOrStore(query, st); loaded {
+		st.Close()
+		st = v.(*sql.Stmt)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // Checkpoint copies the WAL into the database file and truncates it.

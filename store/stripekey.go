@@ -166,6 +166,13 @@ type storedKey struct {
 	setAt   int64
 }
 
+// readPool runs fixed read queries through prepared statements.
+type readPool struct{ s *Store }
+
+func (r readPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return r.s.queryRow(ctx, query, args...)
+}
+
 func (s *Store) readStoredKey(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }) (storedKey, bool, error) {
@@ -184,7 +191,7 @@ func (s *Store) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	if s.keyring != nil {
 		st.Storage = SourceKeyring
 	}
-	stored, ok, err := s.readStoredKey(ctx, s.rdb)
+	stored, ok, err := s.readStoredKey(ctx, readPool{s})
 	if err != nil {
 		return st, err
 	}
@@ -202,17 +209,47 @@ func (s *Store) KeyStatus(ctx context.Context) (KeyStatus, error) {
 	if !ok {
 		return st, nil
 	}
-	key, err := s.storedKeyValue(stored)
-	if err != nil {
-		return st, err
-	}
-	_, info, err := ParseStripeKey(key)
-	if err != nil {
-		return st, err
+	var info StripeKeyInfo
+	if stored.storage == SourceKeyring {
+		// The masked form says all the status needs: no keyring call (a
+		// D-Bus round trip) for every console that opens.
+		if s.keyring == nil {
+			return st, errorf(CodeInvalid, "the Stripe key is kept in the OS keyring: start with USE_KEYRING=1")
+		}
+		if info, err = infoFromMasked(stored.masked); err != nil {
+			return st, err
+		}
+	} else {
+		// Opening the sealed value (microseconds) proves it is intact.
+		key, err := s.storedKeyValue(stored)
+		if err != nil {
+			return st, err
+		}
+		if _, info, err = ParseStripeKey(key); err != nil {
+			return st, err
+		}
 	}
 	st.Source, st.StripeKeyInfo = stored.storage, info
 	st.SetBy, st.SetAt = stored.setBy, time.UnixMilli(stored.setAt).UTC()
 	return st, nil
+}
+
+// infoFromMasked reads mode and kind back from a masked key
+// ("sk_live_...abcd").
+func infoFromMasked(masked string) (StripeKeyInfo, error) {
+	info := StripeKeyInfo{Masked: masked, Mode: ModeTest, Kind: KindSecret}
+	switch {
+	case strings.HasPrefix(masked, "sk_test_"):
+	case strings.HasPrefix(masked, "sk_live_"):
+		info.Mode = ModeLive
+	case strings.HasPrefix(masked, "rk_test_"):
+		info.Kind = KindRestricted
+	case strings.HasPrefix(masked, "rk_live_"):
+		info.Mode, info.Kind = ModeLive, KindRestricted
+	default:
+		return StripeKeyInfo{}, errorf(CodeInternal, "the stored Stripe key's record is damaged; set the key again")
+	}
+	return info, nil
 }
 
 func (s *Store) storedKeyValue(k storedKey) (string, error) {
@@ -236,7 +273,7 @@ func (s *Store) StripeKey(ctx context.Context) (key string, ok bool, err error) 
 	if s.envKey != "" {
 		return s.envKey, true, nil
 	}
-	stored, found, err := s.readStoredKey(ctx, s.rdb)
+	stored, found, err := s.readStoredKey(ctx, readPool{s})
 	if err != nil || !found {
 		return "", false, err
 	}

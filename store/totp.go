@@ -173,7 +173,7 @@ type LoginState struct {
 func (s *Store) LoginState(ctx context.Context, name string) (LoginState, error) {
 	var st LoginState
 	var locked sql.NullInt64
-	err := s.rdb.QueryRowContext(ctx, `SELECT totp_secret IS NOT NULL, enroll_at_login, locked_until FROM staff WHERE name = ?`, name).
+	err := s.queryRow(ctx, `SELECT totp_secret IS NOT NULL, enroll_at_login, locked_until FROM staff WHERE name = ?`, name).
 		Scan(&st.Enrolled, &st.EnrollAtLogin, &locked)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil

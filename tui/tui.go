@@ -28,6 +28,7 @@ import (
 // it.
 type Store interface {
 	KeyStatus(ctx context.Context) (store.KeyStatus, error)
+	CountLocked(ctx context.Context) (int, error)
 	SetStripeKey(ctx context.Context, a store.Actor, req store.SetKeyRequest) (store.KeyStatus, error)
 	ListAudit(ctx context.Context, q store.AuditQuery) ([]store.Event, error)
 	AuditActions(ctx context.Context) ([]string, error)
@@ -199,19 +200,12 @@ type headerMsg struct {
 func (e *env) reloadHeader() tea.Cmd {
 	e.headerSeq++
 	seq := e.headerSeq
-	st, admin, now := e.store, e.admin(), e.now
+	st, admin := e.store, e.admin()
 	return e.call(func(ctx context.Context) tea.Msg {
 		msg := headerMsg{seq: seq}
 		msg.status, msg.statusErr = st.KeyStatus(ctx)
 		if admin {
-			staff, err := st.ListStaff(ctx)
-			msg.lockedErr = err
-			t := now()
-			for _, s := range staff {
-				if s.Locked(t) {
-					msg.locked++
-				}
-			}
+			msg.locked, msg.lockedErr = st.CountLocked(ctx)
 		}
 		return msg
 	})
@@ -246,6 +240,7 @@ type Model struct {
 	height   int
 	screens  []screen
 	active   int
+	unsized  []bool // screens whose size changed while hidden
 	enroll   *enrollScreen
 	showHelp bool
 	notice   string
@@ -332,13 +327,21 @@ func (m *Model) chrome() int {
 func (m *Model) bodyHeight() int { return max(1, m.height-m.chrome()) }
 
 func (m *Model) resize(w, h int) tea.Cmd {
-	m.width, m.height = max(w, 20), max(h, 6)
-	m.help.Width = m.width
-	var cmds []tea.Cmd
-	for _, s := range m.screens {
-		cmds = append(cmds, s.setSize(m.width, m.bodyHeight()))
+	w, h = max(w, 20), max(h, 6)
+	if w == m.width && h == m.height {
+		return nil // the size the console already has (SSH repeats it)
 	}
-	return tea.Batch(cmds...)
+	m.width, m.height = w, h
+	m.help.Width = m.width
+	// Only the visible screen is laid out now; the others when they are
+	// shown (a session that never visits a screen never lays it out).
+	if len(m.unsized) != len(m.screens) {
+		m.unsized = make([]bool, len(m.screens))
+	}
+	for i := range m.unsized {
+		m.unsized[i] = i != m.active
+	}
+	return m.screens[m.active].setSize(m.width, m.bodyHeight())
 }
 
 // quitMsg ends the program (after the enrollment's closing message).
@@ -478,7 +481,12 @@ func (m *Model) switchTo(i int) tea.Cmd {
 	m.screens[m.active].deactivate()
 	m.active = i
 	m.e.setStatus(statusInfo, "")
-	return tea.Batch(m.e.reloadHeader(), m.screens[i].activate())
+	var size tea.Cmd
+	if m.unsized[i] {
+		m.unsized[i] = false
+		size = m.screens[i].setSize(m.width, m.bodyHeight())
+	}
+	return tea.Batch(size, m.e.reloadHeader(), m.screens[i].activate())
 }
 
 // View renders the whole frame: never wider than the terminal and exactly

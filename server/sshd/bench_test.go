@@ -24,6 +24,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -539,6 +540,11 @@ func benchLogins(b *testing.B, addr string, clock *benchClock, pools [][]*benchM
 // half the reference's logins/s; the first frame within 100 ms of the shell
 // request.
 func BenchmarkLogin(b *testing.B) {
+	// The garbage collector's target `backroom serve` runs with
+	// (cmd/backroom: serveGCPercent), for both servers; GOGC wins.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(200))
+	}
 	f := newBenchFixture(b, benchWorkers, benchMembersPerWorker)
 	var all []*benchMember
 	for _, p := range f.members {

@@ -39,6 +39,8 @@ type frames struct {
 	drawn    int       // how many lines are on the screen
 	started  bool
 	finished bool
+	want     bool   // a view was skipped and is still to be drawn
+	poke     func() // asks the program for a view (a redraw message)
 }
 
 func newFrames(out io.Writer, fps, width, height int) *frames {
@@ -58,7 +60,7 @@ func (f *frames) start() {
 // stop draws the latest view if it is not on the screen yet, then leaves
 // the alternate screen with the cursor shown, as Bubble Tea does at exit.
 // Nothing is drawn afterwards.
-func (f *frames) stop() {
+func (f *frames) stop(lastView func() string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.finished {
@@ -67,6 +69,9 @@ func (f *frames) stop() {
 	if f.timer != nil {
 		f.timer.Stop()
 		f.timer = nil
+	}
+	if f.want && lastView != nil {
+		f.view, f.pending, f.want = lastView(), true, false
 	}
 	f.draw()
 	f.finished = true
@@ -107,11 +112,39 @@ func (f *frames) show(view string) {
 
 func (f *frames) due() {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.timer = nil
-	if !f.finished {
-		f.draw()
+	if f.finished {
+		f.mu.Unlock()
+		return
 	}
+	f.draw()
+	want, poke := f.want, f.poke
+	f.mu.Unlock()
+	if want && poke != nil {
+		poke() // ask the program for the view it skipped
+	}
+}
+
+// ready reports whether a view asked for now would be drawn at once. When
+// it would not (a frame was drawn less than 1/FPS ago), the view is not
+// even built: frames remembers that one is wanted and, when the interval
+// is up, pokes the program for it. A burst of updates (a session
+// starting, a page loading) then builds one view instead of one each.
+func (f *frames) ready() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.finished {
+		return false
+	}
+	if f.timer == nil && time.Since(f.lastAt) >= f.interval {
+		f.want = false
+		return true
+	}
+	f.want = true
+	if f.timer == nil {
+		f.timer = time.AfterFunc(f.interval-time.Since(f.lastAt), f.due)
+	}
+	return false
 }
 
 // draw writes the pending view. f.mu is held.
@@ -180,7 +213,13 @@ func (m framedModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 }
 
 func (m framedModel) View() string {
+	if !m.f.ready() {
+		return "" // built later, when the frame is due (see frames.ready)
+	}
 	v := m.Model.View()
 	m.f.show(v)
 	return v
 }
+
+// redrawMsg asks for a view that frames skipped.
+type redrawMsg struct{}

@@ -44,7 +44,7 @@ func TestFramesFirstViewAtOnceThenAtMostFPS(t *testing.T) {
 	if got := out.take(); got != "" {
 		t.Fatalf("a second view within the frame interval was drawn at once: %q", got)
 	}
-	f.stop()
+	f.stop(nil)
 	got := out.take()
 	plain := stripANSI(got)
 	if !strings.Contains(plain, "line TWO") || strings.Contains(plain, "line 2") {
@@ -87,7 +87,7 @@ func TestFramesDeferredViewIsDrawnAndIdleHasNoTimer(t *testing.T) {
 	if got := out.take(); got != "" {
 		t.Fatalf("an unchanged view was drawn again: %q", got)
 	}
-	f.stop()
+	f.stop(nil)
 }
 
 func TestFramesResizeRedrawsEveryLine(t *testing.T) {

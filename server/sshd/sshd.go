@@ -342,6 +342,7 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 			tea.WithoutSignalHandler(),
 			tea.WithContext(sess.Context()),
 		)
+		screen.poke = func() { go p.Send(redrawMsg{}) }
 		ls.mu.Lock()
 		ls.program = p
 		ending := ls.ending
@@ -369,9 +370,14 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 
 		start := time.Now()
 		screen.start()
-		_, err := p.Run()
+		final, err := p.Run()
 		p.Kill()
-		screen.stop()
+		screen.stop(func() string {
+			if fm, ok := final.(framedModel); ok {
+				return fm.Model.View()
+			}
+			return ""
+		})
 		reason := ls.endReason()
 		if reason == "" {
 			reason = "quit"
