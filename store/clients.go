@@ -475,9 +475,11 @@ func (s *Store) ForgetClient(ctx context.Context, a Actor, customerID string) er
 	return nil
 }
 
-// forgetHook scrubs personal data kept elsewhere for a forgotten client
-// (stored webhook payloads, when they exist).
-func (tx *wtx) forgetHook(ctx context.Context, customerID string) error { return nil }
+// forgetHook scrubs personal data kept elsewhere for a forgotten client:
+// stored webhook payloads about them.
+func (tx *wtx) forgetHook(ctx context.Context, customerID string) error {
+	return tx.scrubWebhooksOf(ctx, customerID)
+}
 
 // --- browsing and search ----------------------------------------------------
 

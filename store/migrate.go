@@ -156,6 +156,65 @@ DROP INDEX audit_time;
 DROP INDEX audit_target;
 CREATE INDEX audit_client ON audit (target, id) WHERE target GLOB 'cus_*';
 `,
+	// 7: Stripe webhooks — events (one row per event id: the idempotency
+	// key), every delivery attempt, the rejection counters that cap how
+	// many rejected attempts are stored, and billing activity by client.
+	`
+CREATE TABLE webhook_events (
+	id             INTEGER PRIMARY KEY,
+	event_id       TEXT NOT NULL UNIQUE,
+	type           TEXT NOT NULL,
+	api_version    TEXT NOT NULL DEFAULT '',
+	livemode       INTEGER NOT NULL DEFAULT 0 CHECK (livemode IN (0, 1)),
+	stripe_created INTEGER NOT NULL DEFAULT 0,
+	customer_id    TEXT NOT NULL DEFAULT '',
+	status         TEXT NOT NULL CHECK (status IN ('processed', 'ignored', 'failed')),
+	error          TEXT NOT NULL DEFAULT '',
+	payload        BLOB NOT NULL,
+	secret         TEXT NOT NULL DEFAULT '',
+	attempts       INTEGER NOT NULL DEFAULT 0,
+	received_at    INTEGER NOT NULL,
+	updated_at     INTEGER NOT NULL,
+	processed_at   INTEGER
+);
+CREATE INDEX webhook_events_status ON webhook_events (status, id);
+CREATE INDEX webhook_events_type ON webhook_events (type, id);
+CREATE INDEX webhook_events_customer ON webhook_events (customer_id, id) WHERE customer_id != '';
+CREATE INDEX webhook_events_updated ON webhook_events (updated_at);
+CREATE TABLE webhook_attempts (
+	id          INTEGER PRIMARY KEY,
+	event_id    TEXT NOT NULL DEFAULT '',
+	received_at INTEGER NOT NULL,
+	remote_addr TEXT NOT NULL DEFAULT '',
+	headers     TEXT NOT NULL DEFAULT '{}',
+	outcome     TEXT NOT NULL CHECK (outcome IN ('processed', 'duplicate', 'ignored', 'failed', 'rejected')),
+	reason      TEXT NOT NULL DEFAULT '',
+	error       TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX webhook_attempts_event ON webhook_attempts (event_id, id) WHERE event_id != '';
+CREATE INDEX webhook_attempts_rejected ON webhook_attempts (id) WHERE outcome = 'rejected';
+CREATE INDEX webhook_attempts_received ON webhook_attempts (received_at);
+CREATE TABLE webhook_rejections (
+	source  TEXT NOT NULL,
+	minute  INTEGER NOT NULL,
+	stored  INTEGER NOT NULL DEFAULT 0,
+	dropped INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (source, minute)
+);
+CREATE TABLE billing_events (
+	id             INTEGER PRIMARY KEY,
+	event_id       TEXT NOT NULL UNIQUE,
+	customer_id    TEXT NOT NULL,
+	type           TEXT NOT NULL,
+	object_id      TEXT NOT NULL DEFAULT '',
+	amount         INTEGER NOT NULL DEFAULT 0,
+	currency       TEXT NOT NULL DEFAULT '',
+	status         TEXT NOT NULL DEFAULT '',
+	stripe_created INTEGER NOT NULL DEFAULT 0,
+	summary        TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX billing_events_customer ON billing_events (customer_id, stripe_created, id);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

@@ -1,0 +1,640 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Webhook outcomes: of an attempt, and (all but duplicate and rejected) of
+// an event.
+const (
+	WebhookProcessed = "processed"
+	WebhookDuplicate = "duplicate"
+	WebhookIgnored   = "ignored"
+	WebhookFailed    = "failed"
+	WebhookRejected  = "rejected"
+)
+
+// ActionWebhookReplayed is audited when staff reprocess a stored event.
+const ActionWebhookReplayed = "webhook.replayed"
+
+// RejectedPerMinute is how many rejected attempts are stored per source
+// address and minute; beyond it they are only counted, so that a flood of
+// forged requests cannot fill the disk.
+const RejectedPerMinute = 100
+
+// WebhookAttempt is one delivery of a request to the webhook endpoint.
+type WebhookAttempt struct {
+	ID         int64
+	EventID    string // empty for a rejected attempt
+	ReceivedAt time.Time
+	RemoteAddr string
+	Headers    map[string]string // selected headers (never a secret)
+	Outcome    string
+	Reason     string // why it was rejected
+	Error      string // why processing failed
+}
+
+// IncomingEvent is a verified Stripe event as the endpoint received it.
+type IncomingEvent struct {
+	EventID    string
+	Type       string
+	APIVersion string
+	Livemode   bool
+	Created    time.Time // Stripe's created
+	CustomerID string    // the customer the event is about, when any
+	Payload    []byte    // the verified body
+	Secret     string    // which configured secret verified it (a label, never the secret)
+}
+
+// WebhookEvent is a stored event with its latest status.
+type WebhookEvent struct {
+	ID         int64 // local row id (order of first receipt)
+	EventID    string
+	Type       string
+	APIVersion string
+	Livemode   bool
+	Created    time.Time
+	CustomerID string
+	Status     string // WebhookProcessed, WebhookIgnored or WebhookFailed
+	Error      string
+	Payload    []byte
+	Secret     string
+	Attempts   int
+	ReceivedAt time.Time // first delivery
+	UpdatedAt  time.Time // last delivery or replay
+}
+
+// BillingEvent is a customer's billing activity, linked from an event:
+// an invoice paid or failed, a refund, a subscription change.
+type BillingEvent struct {
+	EventID    string
+	CustomerID string
+	Type       string
+	ObjectID   string // in_…, ch_…, sub_…
+	Amount     int64  // minor units
+	Currency   string
+	Status     string
+	Created    time.Time
+	Summary    string // one line for staff
+}
+
+// WebhookEffect is what processing an event does to Backroom's records.
+// Processors compute it from the payload alone; the store applies it in
+// the transaction that records the event.
+type WebhookEffect struct {
+	Ignored bool          // a type Backroom does not act on
+	Client  *ClientData   // a customer to upsert (newer data wins)
+	Billing *BillingEvent // billing activity to record
+}
+
+// Processor turns a verified event's payload into its effect. An error
+// makes the event failed (Stripe will retry; staff can replay).
+type Processor func(ev IncomingEvent) (WebhookEffect, error)
+
+// ReceiveWebhook records a verified event and, unless it was already
+// processed or ignored (a duplicate: no second effect), applies its
+// effect, in one transaction committed before it returns — so that
+// nothing the endpoint acknowledges can be lost. A processing failure
+// leaves the event stored as failed (a later delivery or a replay
+// processes it again). The outcome is one of processed, duplicate, ignored
+// and failed.
+func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev IncomingEvent, process Processor) (string, error) {
+	if ev.EventID == "" || ev.Type == "" {
+		return "", errorf(CodeInvalid, "the event has no id or type")
+	}
+	// Processors are pure: run them before taking the write lock.
+	effect, perr := runProcessor(process, ev)
+	var outcome string
+	err := s.write(ctx, func(tx *wtx) error {
+		status, found, err := tx.webhookStatus(ctx, ev.EventID)
+		if err != nil {
+			return err
+		}
+		att.EventID = ev.EventID
+		if found && (status == WebhookProcessed || status == WebhookIgnored) {
+			outcome = WebhookDuplicate
+			att.Outcome = outcome
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET attempts = attempts + 1, updated_at = ? WHERE event_id = ?`,
+				s.now().UnixMilli(), ev.EventID); err != nil {
+				return err
+			}
+			return tx.insertAttempt(ctx, att)
+		}
+		outcome, att.Error = tx.applyEffect(ctx, &ev, effect, perr)
+		att.Outcome = outcome
+		if err := tx.upsertEvent(ctx, ev, outcome, att.Error, true); err != nil {
+			return err
+		}
+		return tx.insertAttempt(ctx, att)
+	})
+	return outcome, err
+}
+
+func runProcessor(process Processor, ev IncomingEvent) (eff WebhookEffect, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("processing panicked: %v", r)
+		}
+	}()
+	return process(ev)
+}
+
+func (tx *wtx) webhookStatus(ctx context.Context, eventID string) (string, bool, error) {
+	var status string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM webhook_events WHERE event_id = ?`, eventID).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return status, err == nil, err
+}
+
+// applyEffect applies a processor's effect under a savepoint: a failure
+// undoes the effect but keeps the transaction (the event is still
+// recorded, as failed). It scrubs the payload when the event is about a
+// forgotten client.
+func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEffect, perr error) (outcome, errText string) {
+	if ev.CustomerID == "" && eff.Client != nil {
+		ev.CustomerID = eff.Client.CustomerID
+	}
+	if ev.CustomerID == "" && eff.Billing != nil {
+		ev.CustomerID = eff.Billing.CustomerID
+	}
+	if ev.CustomerID != "" {
+		if c, err := getClient(ctx, tx, ev.CustomerID); err == nil && c.Forgotten() {
+			ev.Payload = ScrubPersonalData(ev.Payload)
+		}
+	}
+	if perr != nil {
+		return WebhookFailed, clip(perr.Error(), 500)
+	}
+	if eff.Ignored || (eff.Client == nil && eff.Billing == nil) {
+		return WebhookIgnored, ""
+	}
+	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `SAVEPOINT effect`); err != nil {
+		return WebhookFailed, "could not start applying the event: " + err.Error()
+	}
+	err := func() error {
+		if eff.Client != nil {
+			d := *eff.Client
+			if err := checkClientData(d); err != nil {
+				return errors.New(ErrorMessage(err))
+			}
+			if _, err := tx.upsertClient(ctx, d, SourceWebhook); err != nil {
+				return err
+			}
+		}
+		if b := eff.Billing; b != nil {
+			if b.CustomerID == "" || b.EventID == "" {
+				return errors.New("the billing event names no customer")
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO billing_events (event_id, customer_id, type, object_id, amount,
+				currency, status, stripe_created, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+				ON CONFLICT (event_id) DO NOTHING`,
+				b.EventID, b.CustomerID, b.Type, b.ObjectID, b.Amount, b.Currency, b.Status, unixOrZero(b.Created), clip(b.Summary, 300)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO effect`)
+		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`)
+		return WebhookFailed, clip(err.Error(), 500)
+	}
+	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`); err != nil {
+		return WebhookFailed, err.Error()
+	}
+	return WebhookProcessed, ""
+}
+
+// upsertEvent stores the event with its status; a delivery (not a
+// replay) counts as an attempt.
+func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errText string, delivery bool) error {
+	now := tx.s.now().UnixMilli()
+	var processed any
+	if status != WebhookFailed {
+		processed = now
+	}
+	inc := 0
+	if delivery {
+		inc = 1
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_id, type, api_version, livemode, stripe_created,
+		customer_id, status, error, payload, secret, attempts, received_at, updated_at, processed_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, error = excluded.error,
+			payload = excluded.payload, customer_id = excluded.customer_id,
+			secret = CASE WHEN excluded.secret != '' THEN excluded.secret ELSE webhook_events.secret END,
+			attempts = webhook_events.attempts + ?, updated_at = excluded.updated_at,
+			processed_at = coalesce(excluded.processed_at, webhook_events.processed_at)`,
+		ev.EventID, ev.Type, ev.APIVersion, ev.Livemode, unixOrZero(ev.Created), ev.CustomerID, status, errText,
+		ev.Payload, ev.Secret, inc, now, now, processed, inc)
+	if err != nil {
+		return fmt.Errorf("store: record event: %w", err)
+	}
+	return nil
+}
+
+func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt) error {
+	headers := "{}"
+	if len(a.Headers) > 0 {
+		b, _ := json.Marshal(a.Headers)
+		headers = string(b)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, received_at, remote_addr, headers, outcome, reason, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		a.EventID, a.ReceivedAt.UnixMilli(), a.RemoteAddr, headers, a.Outcome, clip(a.Reason, 300), clip(a.Error, 500))
+	if err != nil {
+		return fmt.Errorf("store: record attempt: %w", err)
+	}
+	return nil
+}
+
+// RecordRejected records a request that failed verification (bad
+// signature, stale timestamp, malformed body…). At most RejectedPerMinute
+// are stored per source address and minute; the rest are only counted.
+// stored reports which.
+func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason string) (stored bool, err error) {
+	source := att.RemoteAddr
+	if i := strings.LastIndex(source, ":"); i > 0 && strings.Count(source, ":") == 1 {
+		source = source[:i] // host of host:port
+	} else if strings.HasPrefix(source, "[") {
+		if j := strings.Index(source, "]"); j > 0 {
+			source = source[1:j]
+		}
+	}
+	minute := att.ReceivedAt.Unix() / 60
+	err = s.write(ctx, func(tx *wtx) error {
+		var n int
+		err := tx.QueryRowContext(ctx, `INSERT INTO webhook_rejections (source, minute, stored, dropped) VALUES (?, ?, 1, 0)
+			ON CONFLICT (source, minute) DO UPDATE SET
+				stored = stored + (stored < ?),
+				dropped = dropped + (stored >= ?)
+			RETURNING stored + dropped`, source, minute, RejectedPerMinute, RejectedPerMinute).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("store: count rejection: %w", err)
+		}
+		if n > RejectedPerMinute {
+			stored = false
+			return nil
+		}
+		stored = true
+		att.EventID, att.Outcome, att.Reason = "", WebhookRejected, reason
+		return tx.insertAttempt(ctx, att)
+	})
+	return stored, err
+}
+
+// ReplayWebhook processes a stored event again (staff), applying its
+// effect as a delivery would, and audits webhook.replayed with the new
+// outcome. Effects are idempotent (newer-wins upserts, one billing row per
+// event), so replaying a processed event changes nothing.
+func (s *Store) ReplayWebhook(ctx context.Context, a Actor, eventID string, process Processor) (string, error) {
+	ev, err := s.GetWebhook(ctx, eventID)
+	if err != nil {
+		return "", err
+	}
+	in := IncomingEvent{EventID: ev.EventID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode,
+		Created: ev.Created, CustomerID: ev.CustomerID, Payload: ev.Payload, Secret: ev.Secret}
+	effect, perr := runProcessor(process, in)
+	var outcome string
+	err = s.write(ctx, func(tx *wtx) error {
+		var errText string
+		outcome, errText = tx.applyEffect(ctx, &in, effect, perr)
+		if err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {
+			return err
+		}
+		return tx.audit(ctx, a, ActionWebhookReplayed, eventID, Detail{
+			"event_id": eventID, "type": ev.Type, "before": ev.Status, "outcome": outcome,
+		})
+	})
+	return outcome, err
+}
+
+// --- reading ---------------------------------------------------------------
+
+const webhookColumns = `id, event_id, type, api_version, livemode, stripe_created, customer_id, status, error, payload,
+	secret, attempts, received_at, updated_at`
+
+func scanWebhook(sc interface{ Scan(...any) error }, withPayload bool) (WebhookEvent, error) {
+	var e WebhookEvent
+	var created, received, updated int64
+	var payload []byte
+	err := sc.Scan(&e.ID, &e.EventID, &e.Type, &e.APIVersion, &e.Livemode, &created, &e.CustomerID, &e.Status,
+		&e.Error, &payload, &e.Secret, &e.Attempts, &received, &updated)
+	if err != nil {
+		return e, err
+	}
+	if withPayload {
+		e.Payload = payload
+	}
+	if created != 0 {
+		e.Created = time.Unix(created, 0).UTC()
+	}
+	e.ReceivedAt, e.UpdatedAt = time.UnixMilli(received).UTC(), time.UnixMilli(updated).UTC()
+	return e, nil
+}
+
+// GetWebhook returns a stored event with its payload.
+func (s *Store) GetWebhook(ctx context.Context, eventID string) (WebhookEvent, error) {
+	e, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhook_events WHERE event_id = ?`, eventID), true)
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, errorf(CodeNotFound, "no webhook event %s", clip(eventID, 60))
+	}
+	return e, err
+}
+
+// WebhookAttempts lists the deliveries of an event, oldest first.
+func (s *Store) WebhookAttempts(ctx context.Context, eventID string) ([]WebhookAttempt, error) {
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, event_id, received_at, remote_addr, headers, outcome, reason, error
+		FROM webhook_attempts WHERE event_id = ? ORDER BY id LIMIT 1000`, eventID)
+	if err != nil {
+		return nil, err
+	}
+	return scanAttempts(rows)
+}
+
+func scanAttempts(rows *sql.Rows) ([]WebhookAttempt, error) {
+	defer rows.Close()
+	var out []WebhookAttempt
+	for rows.Next() {
+		var a WebhookAttempt
+		var received int64
+		var headers string
+		if err := rows.Scan(&a.ID, &a.EventID, &received, &a.RemoteAddr, &headers, &a.Outcome, &a.Reason, &a.Error); err != nil {
+			return nil, err
+		}
+		a.ReceivedAt = time.UnixMilli(received).UTC()
+		_ = json.Unmarshal([]byte(headers), &a.Headers)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// WebhookQuery selects stored events, newest first. Zero fields do not
+// filter.
+type WebhookQuery struct {
+	Status   string
+	Type     string // exact type, or a prefix ending in "." or "*" (customer.subscription.*)
+	Search   string // an event id or a customer id (or a prefix of one)
+	BeforeID int64  // keyset paging: older than this row
+	AfterID  int64  // keyset paging: newer than this row
+	Limit    int    // default 50, at most 1000; ListWebhooks with 0 pages through all in the CLI
+}
+
+// ListWebhooks returns one page of events (without payloads).
+func (s *Store) ListWebhooks(ctx context.Context, q WebhookQuery) ([]WebhookEvent, error) {
+	if q.Limit <= 0 {
+		q.Limit = 50
+	}
+	if q.Limit > 1000 {
+		q.Limit = 1000
+	}
+	var conds []string
+	var args []any
+	if q.Status != "" {
+		switch q.Status {
+		case WebhookProcessed, WebhookIgnored, WebhookFailed:
+		default:
+			return nil, errorf(CodeInvalid, "status %q is not processed, ignored or failed", clip(q.Status, 20))
+		}
+		conds = append(conds, "status = ?")
+		args = append(args, q.Status)
+	}
+	if t := q.Type; t != "" {
+		if p, ok := strings.CutSuffix(t, "*"); ok || strings.HasSuffix(t, ".") {
+			if ok {
+				t = p
+			}
+			conds = append(conds, "type >= ? AND type < ?")
+			args = append(args, t, t+"\U0010FFFF")
+		} else {
+			conds = append(conds, "type = ?")
+			args = append(args, t)
+		}
+	}
+	if q.Search != "" {
+		p := escapeLike(strings.TrimSpace(q.Search)) + "%"
+		conds = append(conds, `(event_id LIKE ? ESCAPE '\' OR customer_id LIKE ? ESCAPE '\')`)
+		args = append(args, p, p)
+	}
+	order := "DESC"
+	if q.BeforeID > 0 {
+		conds = append(conds, "id < ?")
+		args = append(args, q.BeforeID)
+	}
+	if q.AfterID > 0 {
+		conds = append(conds, "id > ?")
+		args = append(args, q.AfterID)
+		order = "ASC"
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = " WHERE " + strings.Join(conds, " AND ")
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT `+strings.Replace(webhookColumns, "payload", "x''", 1)+
+		` FROM webhook_events`+where+` ORDER BY id `+order+` LIMIT ?`, append(args, q.Limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []WebhookEvent
+	for rows.Next() {
+		e, err := scanWebhook(rows, false)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if order == "ASC" {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	return out, nil
+}
+
+// ListRejected returns rejected attempts, newest first.
+func (s *Store) ListRejected(ctx context.Context, beforeID int64, limit int) ([]WebhookAttempt, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 50
+	}
+	cond, args := "", []any{}
+	if beforeID > 0 {
+		cond, args = " AND id < ?", append(args, beforeID)
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT id, event_id, received_at, remote_addr, headers, outcome, reason, error
+		FROM webhook_attempts WHERE outcome = 'rejected'`+cond+` ORDER BY id DESC LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, err
+	}
+	return scanAttempts(rows)
+}
+
+// RejectedDropped is how many rejected attempts were counted but not
+// stored (over the per-minute cap) since the given time.
+func (s *Store) RejectedDropped(ctx context.Context, since time.Time) (int64, error) {
+	var n sql.NullInt64
+	err := s.rdb.QueryRowContext(ctx, `SELECT sum(dropped) FROM webhook_rejections WHERE minute >= ?`, since.Unix()/60).Scan(&n)
+	return n.Int64, err
+}
+
+// CountFailedWebhooks is how many events await review (failed).
+func (s *Store) CountFailedWebhooks(ctx context.Context) (int, error) {
+	var n int
+	err := s.queryRow(ctx, `SELECT count(*) FROM webhook_events WHERE status = 'failed'`).Scan(&n)
+	return n, err
+}
+
+// BillingEvents returns a client's recent billing activity, newest first.
+func (s *Store) BillingEvents(ctx context.Context, customerID string, limit int) ([]BillingEvent, error) {
+	if limit <= 0 || limit > 200 {
+		limit = 20
+	}
+	rows, err := s.rdb.QueryContext(ctx, `SELECT event_id, customer_id, type, object_id, amount, currency, status, stripe_created, summary
+		FROM billing_events WHERE customer_id = ? ORDER BY stripe_created DESC, id DESC LIMIT ?`, customerID, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []BillingEvent
+	for rows.Next() {
+		var b BillingEvent
+		var created int64
+		if err := rows.Scan(&b.EventID, &b.CustomerID, &b.Type, &b.ObjectID, &b.Amount, &b.Currency, &b.Status, &created, &b.Summary); err != nil {
+			return nil, err
+		}
+		if created != 0 {
+			b.Created = time.Unix(created, 0).UTC()
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// PruneWebhooks deletes attempts, events and rejection counters older
+// than before (the retention). Event ids live as long as their last
+// delivery is within the retention, so a late retry is still a duplicate.
+// It works in batches so that it never holds the write lock for long.
+func (s *Store) PruneWebhooks(ctx context.Context, before time.Time) (int64, error) {
+	cut := before.UnixMilli()
+	var total int64
+	for _, q := range []string{
+		`DELETE FROM webhook_attempts WHERE id IN (SELECT id FROM webhook_attempts WHERE received_at < ? LIMIT 5000)`,
+		`DELETE FROM webhook_events WHERE id IN (SELECT id FROM webhook_events WHERE updated_at < ? LIMIT 5000)`,
+		`DELETE FROM webhook_rejections WHERE rowid IN (SELECT rowid FROM webhook_rejections WHERE minute < ? / 60000 LIMIT 5000)`,
+	} {
+		for {
+			var n int64
+			err := s.write(ctx, func(tx *wtx) error {
+				r, err := tx.ExecContext(ctx, q, cut)
+				if err != nil {
+					return err
+				}
+				n, _ = r.RowsAffected()
+				return nil
+			})
+			if err != nil {
+				return total, fmt.Errorf("store: prune webhooks: %w", err)
+			}
+			total += n
+			if n < 5000 {
+				break
+			}
+		}
+	}
+	return total, nil
+}
+
+// --- personal data in payloads ------------------------------------------------
+
+// personalKeys are the JSON keys whose values are personal data in Stripe
+// objects (customers, invoices, charges): they are blanked in stored
+// payloads of a forgotten client.
+var personalKeys = map[string]bool{
+	"name": true, "email": true, "phone": true, "description": true, "address": true, "shipping": true,
+	"metadata": true, "customer_name": true, "customer_email": true, "customer_phone": true,
+	"customer_address": true, "customer_shipping": true, "billing_details": true, "receipt_email": true,
+	"line1": true, "line2": true, "city": true, "postal_code": true, "state": true,
+}
+
+// ScrubPersonalData removes personal fields (names, emails, phones,
+// addresses, descriptions, metadata) from a JSON payload, at any depth.
+// A payload that is not JSON is replaced by an empty object.
+func ScrubPersonalData(payload []byte) []byte {
+	var v any
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&v); err != nil {
+		return []byte("{}")
+	}
+	v = scrub(v)
+	out, err := json.Marshal(v)
+	if err != nil {
+		return []byte("{}")
+	}
+	return out
+}
+
+func scrub(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, val := range t {
+			if personalKeys[k] {
+				t[k] = nil
+				continue
+			}
+			t[k] = scrub(val)
+		}
+		return t
+	case []any:
+		for i := range t {
+			t[i] = scrub(t[i])
+		}
+		return t
+	}
+	return v
+}
+
+// scrubWebhooksOf blanks personal data in every stored payload about a
+// customer (on forgetting them).
+func (tx *wtx) scrubWebhooksOf(ctx context.Context, customerID string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, payload FROM webhook_events WHERE customer_id = ?`, customerID)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		id      int64
+		payload []byte
+	}
+	var todo []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.payload); err != nil {
+			rows.Close()
+			return err
+		}
+		todo = append(todo, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range todo {
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET payload = ? WHERE id = ?`, ScrubPersonalData(r.payload), r.id); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE billing_events SET summary = '' WHERE customer_id = ?`, customerID)
+	return err
+}
