@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -389,6 +390,22 @@ func escapeLike(s string) string {
 
 const auditColumns = `id, time, actor, action, target, detail, remote_addr, session_id, channel, hash`
 
+// scanRows reads every row of rows with scan, then closes rows. A scan
+// error returns no rows; an error that ends the iteration returns the rows
+// read before it.
+func scanRows[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
 func scanEvent(sc interface{ Scan(...any) error }) (Event, error) {
 	e, _, err := scanEventRaw(sc)
 	return e, err
@@ -430,22 +447,12 @@ func (s *Store) ListAudit(ctx context.Context, q AuditQuery) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: list audit: %w", err)
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanRows(rows, scanEvent)
+	if err != nil {
 		return nil, err
 	}
 	if q.AfterID > 0 && !q.Oldest {
-		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-			out[i], out[j] = out[j], out[i]
-		}
+		slices.Reverse(out)
 	}
 	return out, nil
 }

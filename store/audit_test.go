@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"backroom/store/jsontest"
 )
 
 // fill writes n rows through the public API.
@@ -524,7 +526,7 @@ func TestExportAudit(t *testing.T) {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("line %d: %v", i+1, err)
 		}
-		keys := jsonKeys(t, sc.Bytes())
+		keys := jsontest.Keys(t, sc.Text())
 		keys = slices.DeleteFunc(keys, func(k string) bool { return k == "id" })
 		if !slices.Equal(keys, exportColumns) {
 			t.Fatalf("JSON keys %v, want %v (in order)", keys, exportColumns)
@@ -572,28 +574,6 @@ func TestExportAudit(t *testing.T) {
 	if buf.Len() != 0 || auditCount(t, e.s) != before {
 		t.Fatal("a refused export wrote something")
 	}
-}
-
-// jsonKeys returns the keys of a JSON object in document order.
-func jsonKeys(t *testing.T, b []byte) []string {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not an object: %s", b)
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, tok.(string))
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return keys
 }
 
 // TestExportAuditManyRows crosses the 1000-row page size of the export.

@@ -697,9 +697,7 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 		page.Clients, page.More = page.Clients[:q.Limit], true
 	}
 	if backwards {
-		for i, j := 0, len(page.Clients)-1; i < j; i, j = i+1, j-1 {
-			page.Clients[i], page.Clients[j] = page.Clients[j], page.Clients[i]
-		}
+		slices.Reverse(page.Clients)
 	}
 	switch {
 	case counted:
@@ -761,16 +759,7 @@ func (s *Store) queryClients(ctx context.Context, query string, args ...any) ([]
 	if err != nil {
 		return nil, fmt.Errorf("store: list clients: %w", err)
 	}
-	defer rows.Close()
-	var out []Client
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return scanRows(rows, scanClient)
 }
 
 // countCap bounds the count of a filtered query: beyond it the total is
@@ -809,14 +798,5 @@ func (s *Store) ClientAudit(ctx context.Context, customerID string, limit int) (
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return scanRows(rows, scanEvent)
 }

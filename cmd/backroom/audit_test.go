@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"backroom/store"
+	"backroom/store/jsontest"
 )
 
 var auditColumns = []string{"time", "actor", "action", "target", "detail", "remote_addr", "session_id", "channel", "hash"}
@@ -38,7 +39,7 @@ func TestAuditExportJSONL(t *testing.T) {
 		t.Fatalf("want at least 5 rows:\n%s", r.stdout)
 	}
 	for _, l := range lines {
-		keys := slices.DeleteFunc(jsonKeys(t, l), func(k string) bool { return k == "id" })
+		keys := slices.DeleteFunc(jsontest.Keys(t, l), func(k string) bool { return k == "id" })
 		if !slices.Equal(keys, auditColumns) {
 			t.Fatalf("jsonl keys %v, want %v (plus id)", keys, auditColumns)
 		}

@@ -15,8 +15,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,10 +32,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/hotp"
 	gossh "golang.org/x/crypto/ssh"
 
+	"backroom/server/sshd/sshdbench"
+	"backroom/server/sshd/sshdref"
 	"backroom/store"
 )
 
@@ -49,21 +47,11 @@ const (
 	benchRefEnv = "BACKROOM_BENCH_REFERENCE_MEMBERS"
 )
 
-// benchMember is a staff member as the benchmark client plays them.
-type benchMember struct {
-	Name   string `json:"name"`
-	Key    string `json:"key"`    // authorized_keys form of the public key
-	Secret string `json:"secret"` // TOTP secret, base32
-	signer gossh.Signer
-	// lastStep is the TOTP step of their last login (the real clock: a
-	// member logs in at most once a step).
-	lastStep int64
-}
-
 // benchPrepareDataDir creates a data directory with n staff members
 // (role staff) and the master key in DIR/master.key, as `backroom serve`
-// expects it. The members are returned with their keys and TOTP secrets.
-func benchPrepareDataDir(b *testing.B, dir string, n int) []*benchMember {
+// expects it. The members are returned with their keys and TOTP secrets;
+// they log in on the real clock, at most once a TOTP step each.
+func benchPrepareDataDir(b *testing.B, dir string, n int) []*sshdbench.Member {
 	b.Helper()
 	k := store.NewMasterKey()
 	if err := store.EnsureDir(dir); err != nil {
@@ -77,20 +65,9 @@ func benchPrepareDataDir(b *testing.B, dir string, n int) []*benchMember {
 		b.Fatal(err)
 	}
 	defer st.Close()
-	actor := store.Actor{Name: "cli:bench", Role: store.RoleAdmin, Channel: store.ChannelCLI}
-	members := make([]*benchMember, 0, n)
+	members := make([]*sshdbench.Member, 0, n)
 	for i := range n {
-		_, priv, _ := ed25519.GenerateKey(rand.Reader)
-		signer, _ := gossh.NewSignerFromKey(priv)
-		name := fmt.Sprintf("member%03d", i)
-		res, err := st.AddStaff(context.Background(), actor, store.AddStaffRequest{Name: name, Key: signer.PublicKey()})
-		if err != nil {
-			b.Fatal(err)
-		}
-		members = append(members, &benchMember{
-			Name: name, Key: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(signer.PublicKey()))),
-			Secret: res.Enrollment.Secret, signer: signer,
-		})
+		members = append(members, sshdbench.AddMember(b, st, fmt.Sprintf("member%03d", i)))
 	}
 	return members
 }
@@ -110,29 +87,13 @@ func (s *benchSession) Close() {
 // on a fresh connection, opens a PTY shell and waits for the first frame
 // containing "Backroom". The output is drained afterwards; the client never
 // answers a terminal query.
-func benchOpenConsole(addr string, m *benchMember) (*benchSession, error) {
+func benchOpenConsole(addr string, m *sshdbench.Member) (*benchSession, error) {
 	// One login per member per step: wait for the next step if needed.
-	for store.TOTPStep(time.Now()) <= m.lastStep {
+	for store.TOTPStep(time.Now()) <= m.LastStep {
 		time.Sleep(100 * time.Millisecond)
 	}
-	cfg := &gossh.ClientConfig{
-		User: m.Name,
-		Auth: []gossh.AuthMethod{
-			gossh.PublicKeys(m.signer),
-			gossh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-				if len(questions) == 0 {
-					return nil, nil
-				}
-				now := time.Now()
-				code, err := store.CodeFor(m.Secret, now)
-				m.lastStep = store.TOTPStep(now)
-				return []string{code}, err
-			}),
-		},
-		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
-		BannerCallback:  func(string) error { return nil },
-		Timeout:         10 * time.Second,
-	}
+	cfg := m.ClientConfig(time.Now)
+	cfg.Timeout = 10 * time.Second
 	client, err := gossh.Dial("tcp", addr, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", m.Name, err)
@@ -165,22 +126,7 @@ func benchOpenConsole(addr string, m *benchMember) (*benchSession, error) {
 // limit.
 func benchReadUntil(r io.Reader, want string, limit time.Duration) error {
 	done := make(chan error, 1)
-	go func() {
-		var seen []byte
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			seen = append(seen, buf[:n]...)
-			if strings.Contains(string(seen), want) {
-				done <- nil
-				return
-			}
-			if err != nil {
-				done <- fmt.Errorf("output ended before %q: %v", want, err)
-				return
-			}
-		}
-	}()
+	go func() { done <- sshdbench.ReadUntil(r, want) }()
 	select {
 	case err := <-done:
 		return err
@@ -190,7 +136,7 @@ func benchReadUntil(r io.Reader, want string, limit time.Duration) error {
 }
 
 // benchOpenAll opens a console for every member, 8 logins at a time.
-func benchOpenAll(b *testing.B, addr string, members []*benchMember) []*benchSession {
+func benchOpenAll(b *testing.B, addr string, members []*sshdbench.Member) []*benchSession {
 	b.Helper()
 	sessions := make([]*benchSession, len(members))
 	errs := make([]error, len(members))
@@ -240,21 +186,11 @@ func benchRSS(b *testing.B, pid int) int64 {
 // benchCPU is the CPU time (user + system) process pid has used.
 func benchCPU(b *testing.B, pid int) time.Duration {
 	b.Helper()
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	cpu, err := sshdbench.ProcessCPU(pid)
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The fields after the command name (which may hold spaces) start
-	// after the last ')': state is field 3, utime 14, stime 15.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		b.Fatalf("cannot read /proc/%d/stat: %q", pid, s)
-	}
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clkTck
+	return cpu
 }
 
 // benchIdleResult is what one idle measurement found.
@@ -272,7 +208,7 @@ func (r benchIdleResult) String() string {
 // benchIdle opens one session per member on the server at addr (process
 // pid), measures RSS before and with them open, then CPU over
 // benchIdleWindow while they sit idle, and closes them.
-func benchIdle(b *testing.B, addr string, pid int, members []*benchMember) benchIdleResult {
+func benchIdle(b *testing.B, addr string, pid int, members []*sshdbench.Member) benchIdleResult {
 	b.Helper()
 	// A first login and logout pays for what happens once per process
 	// (lazy initialisation, code paged in), not per session.
@@ -283,7 +219,7 @@ func benchIdle(b *testing.B, addr string, pid int, members []*benchMember) bench
 	// Members whose step was used (by an earlier run) wait for the next
 	// one here, untimed.
 	for _, m := range members {
-		for store.TOTPStep(time.Now()) <= m.lastStep {
+		for store.TOTPStep(time.Now()) <= m.LastStep {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
@@ -359,13 +295,24 @@ func benchReportIdle(b *testing.B, r benchIdleResult) {
 
 // --- the reference server, as a separate process ------------------------------
 
+// benchRefMember is a member as the reference server's process reads them.
+type benchRefMember struct {
+	Name   string `json:"name"`
+	Key    string `json:"key"`    // authorized_keys form of the public key
+	Secret string `json:"secret"` // TOTP secret, base32
+}
+
 // benchStartReference re-runs this test binary as the reference server
 // (TestReferenceSSHServerProcess) for members and returns its address and
 // process id.
-func benchStartReference(b *testing.B, members []*benchMember) (string, int) {
+func benchStartReference(b *testing.B, members []*sshdbench.Member) (string, int) {
 	b.Helper()
 	file := filepath.Join(b.TempDir(), "members.json")
-	data, err := json.Marshal(members)
+	refs := make([]benchRefMember, 0, len(members))
+	for _, m := range members {
+		refs = append(refs, benchRefMember{Name: m.Name, Key: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(m.Signer.PublicKey()))), Secret: m.Secret})
+	}
+	data, err := json.Marshal(refs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -402,12 +349,8 @@ func benchStartReference(b *testing.B, members []*benchMember) (string, int) {
 }
 
 // TestReferenceSSHServerProcess is the reference server's process for
-// BenchmarkIdleSessions; in a normal test run it returns at once.
-//
-// The reference is a bare x/crypto SSH server with Backroom's
-// authentication (public key, then a TOTP code checked with pquerna/otp's
-// hotp for steps T-1..T+1, each step once per member) that writes one
-// fixed line on a PTY shell and holds the session until the client closes.
+// BenchmarkIdleSessions; in a normal test run it returns at once. The
+// reference (sshdref) runs on the real clock until the process is killed.
 func TestReferenceSSHServerProcess(t *testing.T) {
 	file := os.Getenv(benchRefEnv)
 	if file == "" {
@@ -417,108 +360,25 @@ func TestReferenceSSHServerProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var members []*benchMember
-	if err := json.Unmarshal(data, &members); err != nil {
+	var refs []benchRefMember
+	if err := json.Unmarshal(data, &refs); err != nil {
 		t.Fatal(err)
 	}
-	type refMember struct {
-		name, secret string
-		mu           sync.Mutex
-		lastStep     int64
-	}
-	byKey := map[string]*refMember{}
-	for _, m := range members {
+	var members []sshdref.Member
+	for _, m := range refs {
 		k, _, _, _, err := gossh.ParseAuthorizedKey([]byte(m.Key))
 		if err != nil {
 			t.Fatal(err)
 		}
-		byKey[string(k.Marshal())] = &refMember{name: m.Name, secret: m.Secret}
+		members = append(members, sshdref.Member{Name: m.Name, Key: k, Secret: m.Secret})
 	}
-	check := func(m *refMember, code string) bool {
-		t := time.Now().Unix() / 30
-		opts := hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
-		for step := t - 1; step <= t+1; step++ {
-			if ok, _ := hotp.ValidateCustom(code, uint64(step), m.secret, opts); ok {
-				m.mu.Lock()
-				defer m.mu.Unlock()
-				if step <= m.lastStep {
-					return false
-				}
-				m.lastStep = step
-				return true
-			}
-		}
-		return false
-	}
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	host, _ := gossh.NewSignerFromKey(priv)
-	cfg := &gossh.ServerConfig{
-		PublicKeyCallback: func(c gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-			m := byKey[string(key.Marshal())]
-			if m == nil || m.name != c.User() {
-				return nil, errors.New("permission denied")
-			}
-			return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{
-				KeyboardInteractiveCallback: func(_ gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
-					answers, err := challenge("", "", []string{"Verification code: "}, []bool{false})
-					if err != nil {
-						return nil, err
-					}
-					if len(answers) == 1 && check(m, answers[0]) {
-						return &gossh.Permissions{}, nil
-					}
-					return nil, errors.New("permission denied")
-				},
-			}}
-		},
-	}
-	cfg.AddHostKey(host)
+	srv := sshdref.New(time.Now, members)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("REFERENCE LISTENING %s\n", ln.Addr())
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			defer nc.Close()
-			conn, chans, reqs, err := gossh.NewServerConn(nc, cfg)
-			if err != nil {
-				return
-			}
-			defer conn.Close()
-			go gossh.DiscardRequests(reqs)
-			for nch := range chans {
-				if nch.ChannelType() != "session" {
-					_ = nch.Reject(gossh.UnknownChannelType, "only sessions")
-					continue
-				}
-				ch, creqs, err := nch.Accept()
-				if err != nil {
-					continue
-				}
-				go func() {
-					for req := range creqs {
-						switch req.Type {
-						case "pty-req":
-							_ = req.Reply(true, nil)
-						case "shell":
-							_ = req.Reply(true, nil)
-							_, _ = io.WriteString(ch, "Backroom reference console\r\n")
-						default:
-							_ = req.Reply(false, nil)
-						}
-					}
-				}()
-				// The Go client sends EOF at once when it has no stdin:
-				// the session stays open until the client closes it.
-				go func() { _, _ = io.Copy(io.Discard, ch) }()
-			}
-		}()
-	}
+	t.Fatal(srv.Serve(ln))
 }
 
 // --- start-up ------------------------------------------------------------------
@@ -546,7 +406,7 @@ func BenchmarkStartup(b *testing.B) {
 			sum += d
 		}
 		mean := sum / time.Duration(len(ds))
-		p95 := benchPercentile(ds, 95)
+		p95 := sshdbench.Percentile(ds, 95)
 		b.ReportMetric(float64(mean.Microseconds())/1000, "ms/start")
 		b.ReportMetric(float64(p95.Microseconds())/1000, "p95-ms")
 		b.ReportMetric(float64(slices.Max(ds).Microseconds())/1000, "max-ms")
@@ -626,15 +486,4 @@ func benchStartOnce(b *testing.B, bin, dir string) time.Duration {
 		ready = sshReady
 	}
 	return ready.Sub(start)
-}
-
-// benchPercentile is the p-th percentile (nearest rank) of ds.
-func benchPercentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(float64(len(s))*p/100+0.999999) - 1
-	return s[min(max(rank, 0), len(s)-1)]
 }

@@ -16,7 +16,9 @@ import (
 
 	"github.com/mattn/go-runewidth"
 
+	"backroom/server/stripeapi/stripemock"
 	"backroom/store"
+	"backroom/store/jsontest"
 )
 
 // Keys of `clients list --json` and of `clients show --json`, in order.
@@ -66,7 +68,7 @@ func listIDs(t *testing.T, h *harness, args ...string) []string {
 	r := h.run("", append([]string{"clients", "list", "--json"}, args...)...).must(t, 0)
 	var ids []string
 	for _, l := range nonEmptyLines(r.stdout) {
-		if got := strings.Join(jsonKeys(t, l), ","); got != clientListKeys {
+		if got := strings.Join(jsontest.Keys(t, l), ","); got != clientListKeys {
 			t.Fatalf("keys %s, want %s", got, clientListKeys)
 		}
 		var c struct {
@@ -101,7 +103,7 @@ func TestClientsListJSON(t *testing.T) {
 		}
 	}
 	if len(ada) != len(want) {
-		t.Errorf("keys: %v", jsonKeys(t, lines[0]))
+		t.Errorf("keys: %v", jsontest.Keys(t, lines[0]))
 	}
 }
 
@@ -213,7 +215,7 @@ func TestClientsShow(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("want one line:\n%s", r.stdout)
 	}
-	if got := strings.Join(jsonKeys(t, lines[0]), ","); got != clientShowKeys {
+	if got := strings.Join(jsontest.Keys(t, lines[0]), ","); got != clientShowKeys {
 		t.Errorf("keys %s, want %s", got, clientShowKeys)
 	}
 	var c struct {
@@ -485,7 +487,7 @@ func syncedDetail(t *testing.T, h *harness) []map[string]any {
 
 func TestClientsSync(t *testing.T) {
 	t.Parallel()
-	mock := startStripeMock(t)
+	mock := stripemock.Start(t)
 	h := clientFixture(t) // Bob (cus_B2) is a test-mode client Stripe does not list
 	h.env[envStripeAPIBase] = mock
 
@@ -539,7 +541,7 @@ func TestClientsSync(t *testing.T) {
 // to run it again, nothing marked deleted, and the stop audited.
 func TestClientsSyncInterrupted(t *testing.T) {
 	t.Parallel()
-	mock := startStripeMock(t)
+	mock := stripemock.Start(t)
 	target, _ := url.Parse(mock)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	listing := make(chan struct{}, 1)

@@ -6,7 +6,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"os"
@@ -148,28 +147,6 @@ func (h *harness) openStore() *store.Store {
 		h.t.Fatal(err)
 	}
 	return s
-}
-
-// jsonKeys returns the keys of a JSON object in the order they appear.
-func jsonKeys(t *testing.T, line string) []string {
-	t.Helper()
-	dec := json.NewDecoder(strings.NewReader(line))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not a JSON object: %q (%v)", line, err)
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, tok.(string))
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return keys
 }
 
 // nonEmptyLines splits s into its non-empty lines.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/zalando/go-keyring"
 
+	"backroom/server/stripeapi/stripemock"
 	"backroom/store"
+	"backroom/store/jsontest"
 )
 
 const (
@@ -33,7 +36,7 @@ func keyStatus(t *testing.T, h *harness, extra map[string]string) (keyStatusJSON
 	if len(lines) != 1 {
 		t.Fatalf("key status --json: want one line:\n%s", r.stdout)
 	}
-	if got := strings.Join(jsonKeys(t, lines[0]), ","); got != keyJSONs {
+	if got := strings.Join(jsontest.Keys(t, lines[0]), ","); got != keyJSONs {
 		t.Errorf("keys %s, want %s", got, keyJSONs)
 	}
 	var st keyStatusJSON
@@ -264,7 +267,7 @@ func TestKeySetChecksWithStripe(t *testing.T) {
 	t.Run("accepted by stripe-mock", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t)
-		h.env[envStripeAPIBase] = startStripeMock(t)
+		h.env[envStripeAPIBase] = stripemock.Start(t)
 		r := h.run(testKey+"\n", "key", "set").must(t, 0)
 		if strings.Contains(r.stderr, "warning") || strings.Contains(r.stdout+r.stderr, testKey) {
 			t.Errorf("accepted key:\n%s%s", r.stdout, r.stderr)
@@ -329,4 +332,9 @@ func TestKeySetChecksWithStripe(t *testing.T) {
 			t.Errorf("an unchecked key was not stored: %+v", st)
 		}
 	})
+}
+
+// stripeErrorJSON is an error body the way Stripe writes one.
+func stripeErrorJSON(typ, msg string) string {
+	return fmt.Sprintf(`{"error":{"message":%q,"type":%q}}`, msg, typ)
 }

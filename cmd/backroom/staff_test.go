@@ -14,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"backroom/store"
+	"backroom/store/jsontest"
 )
 
 func TestStaffAddJSON(t *testing.T) {
@@ -25,7 +26,7 @@ func TestStaffAddJSON(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("stdout has %d lines, want exactly one JSON object:\n%s", len(lines), r.stdout)
 	}
-	if got, want := jsonKeys(t, lines[0]), []string{"name", "role", "fingerprint", "otpauth_uri", "recovery_codes"}; !slices.Equal(got, want) {
+	if got, want := jsontest.Keys(t, lines[0]), []string{"name", "role", "fingerprint", "otpauth_uri", "recovery_codes"}; !slices.Equal(got, want) {
 		t.Errorf("keys %v, want %v", got, want)
 	}
 	var out struct {
@@ -98,7 +99,7 @@ func TestStaffAddEnrollAtLoginJSON(t *testing.T) {
 	if len(lines) != 1 {
 		t.Fatalf("want one line:\n%s", r.stdout)
 	}
-	if got, want := jsonKeys(t, lines[0]), []string{"name", "role", "fingerprint"}; !slices.Equal(got, want) {
+	if got, want := jsontest.Keys(t, lines[0]), []string{"name", "role", "fingerprint"}; !slices.Equal(got, want) {
 		t.Errorf("keys %v, want %v (no otpauth_uri, no recovery codes)", got, want)
 	}
 	if !strings.Contains(lines[0], ssh.FingerprintSHA256(key)) {
@@ -266,7 +267,7 @@ func TestStaffListJSON(t *testing.T) {
 		t.Fatalf("want 2 lines:\n%s", r.stdout)
 	}
 	for _, l := range lines {
-		if got, want := jsonKeys(t, l), []string{"name", "role", "fingerprints", "totp", "locked_until"}; !slices.Equal(got, want) {
+		if got, want := jsontest.Keys(t, l), []string{"name", "role", "fingerprints", "totp", "locked_until"}; !slices.Equal(got, want) {
 			t.Errorf("keys %v, want %v", got, want)
 		}
 	}

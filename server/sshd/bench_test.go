@@ -14,29 +14,24 @@ package sshd
 // TestMain: a plain `go test` pays nothing for this file.
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"runtime/debug"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/hotp"
 	gossh "golang.org/x/crypto/ssh"
 
+	"backroom/server/sshd/sshdbench"
+	"backroom/server/sshd/sshdref"
 	"backroom/store"
 )
 
@@ -75,22 +70,13 @@ func (c *benchClock) Now() time.Time {
 	return c.base.Add(time.Since(c.start) * benchVirtualSpeed)
 }
 
-// benchMember is one staff member as the benchmark client plays them: their
-// key, their authenticator's secret, and the last TOTP step they used.
-// A member belongs to one worker, which alone touches lastStep.
-type benchMember struct {
-	name     string
-	signer   gossh.Signer
-	secret   string // base32
-	lastStep int64
-}
-
 // benchFixture is the data directory, the store and the members shared by
-// the sub-benchmarks of one benchmark.
+// the sub-benchmarks of one benchmark. A member belongs to one worker, which
+// alone logs them in.
 type benchFixture struct {
 	clock   *benchClock
 	store   *store.Store
-	members [][]*benchMember // per worker
+	members [][]*sshdbench.Member // per worker
 }
 
 func newBenchFixture(b *testing.B, workers, perWorker int) *benchFixture {
@@ -102,18 +88,10 @@ func newBenchFixture(b *testing.B, workers, perWorker int) *benchFixture {
 	}
 	b.Cleanup(func() { st.Close() })
 	f.store = st
-	actor := store.Actor{Name: "bench", Role: store.RoleAdmin, Channel: store.ChannelCLI}
 	for w := range workers {
-		var pool []*benchMember
+		var pool []*sshdbench.Member
 		for i := range perWorker {
-			_, priv, _ := ed25519.GenerateKey(rand.Reader)
-			signer, _ := gossh.NewSignerFromKey(priv)
-			name := fmt.Sprintf("w%02dm%02d", w, i)
-			res, err := st.AddStaff(context.Background(), actor, store.AddStaffRequest{Name: name, Key: signer.PublicKey()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			pool = append(pool, &benchMember{name: name, signer: signer, secret: res.Enrollment.Secret})
+			pool = append(pool, sshdbench.AddMember(b, st, fmt.Sprintf("w%02dm%02d", w, i)))
 		}
 		f.members = append(f.members, pool)
 	}
@@ -154,136 +132,23 @@ func (f *benchFixture) startBackroom(b *testing.B) (addr string, idle func() boo
 
 // --- the reference server ------------------------------------------------------
 
-// benchReference is the bare x/crypto SSH server of issue 2: the same
-// key-then-code authentication (a PartialSuccessError whose Next asks a
-// TOTP code over keyboard-interactive, checked with pquerna/otp's hotp for
-// steps T-1..T+1, each step once per member), and a session that writes one
-// fixed line once it has a PTY and a shell, held open until the client
-// closes. No database, no audit, no TUI.
-type benchReference struct {
-	cfg     *gossh.ServerConfig
-	now     func() time.Time
-	members map[string]*benchRefMember // by marshalled public key
-	active  atomic.Int64               // open connections
-}
-
-type benchRefMember struct {
-	name   string
-	secret string
-
-	mu       sync.Mutex
-	lastStep int64
-}
-
-// benchRefLine is what the reference shows: it contains "Backroom" so that
-// the client waits for the same word from both servers.
-const benchRefLine = "Backroom reference console\r\n"
-
-func newBenchReference(now func() time.Time, members []*benchMember) *benchReference {
-	r := &benchReference{now: now, members: map[string]*benchRefMember{}}
-	for _, m := range members {
-		r.members[string(m.signer.PublicKey().Marshal())] = &benchRefMember{name: m.name, secret: m.secret}
-	}
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	host, _ := gossh.NewSignerFromKey(priv)
-	r.cfg = &gossh.ServerConfig{
-		PublicKeyCallback: func(c gossh.ConnMetadata, key gossh.PublicKey) (*gossh.Permissions, error) {
-			m := r.members[string(key.Marshal())]
-			if m == nil || m.name != c.User() {
-				return nil, errors.New("permission denied")
-			}
-			return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{
-				KeyboardInteractiveCallback: func(c gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
-					answers, err := challenge("", "", []string{"Verification code: "}, []bool{false})
-					if err != nil {
-						return nil, err
-					}
-					if len(answers) == 1 && r.checkCode(m, answers[0]) {
-						return &gossh.Permissions{Extensions: map[string]string{"user": m.name}}, nil
-					}
-					return nil, errors.New("permission denied")
-				},
-			}}
-		},
-	}
-	r.cfg.AddHostKey(host)
-	return r
-}
-
-func (r *benchReference) checkCode(m *benchRefMember, code string) bool {
-	t := r.now().Unix() / 30
-	opts := hotp.ValidateOpts{Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1}
-	for step := t - 1; step <= t+1; step++ {
-		if ok, _ := hotp.ValidateCustom(code, uint64(step), m.secret, opts); ok {
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if step <= m.lastStep {
-				return false // replayed
-			}
-			m.lastStep = step
-			return true
-		}
-	}
-	return false
-}
-
-func (r *benchReference) serve(ln net.Listener) {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		go r.handle(nc)
-	}
-}
-
-func (r *benchReference) handle(nc net.Conn) {
-	r.active.Add(1)
-	defer r.active.Add(-1)
-	defer nc.Close()
-	conn, chans, reqs, err := gossh.NewServerConn(nc, r.cfg)
-	if err != nil {
-		return
-	}
-	defer conn.Close()
-	go gossh.DiscardRequests(reqs)
-	for nch := range chans {
-		if nch.ChannelType() != "session" {
-			_ = nch.Reject(gossh.UnknownChannelType, "only sessions")
-			continue
-		}
-		ch, creqs, err := nch.Accept()
-		if err != nil {
-			continue
-		}
-		go func() {
-			for req := range creqs {
-				switch req.Type {
-				case "pty-req":
-					_ = req.Reply(true, nil)
-				case "shell":
-					_ = req.Reply(true, nil)
-					_, _ = io.WriteString(ch, benchRefLine)
-				default:
-					_ = req.Reply(false, nil)
-				}
-			}
-		}()
-		// The Go client sends EOF at once when it has no stdin: the
-		// session stays open anyway until the client closes it.
-		go func() { _, _ = io.Copy(io.Discard, ch) }()
-	}
-}
-
-func (r *benchReference) start(b *testing.B) (addr string, idle func() bool) {
+// startReference runs the bare reference server (sshdref) for members,
+// on the fixture's virtual clock. It returns the address and a function that
+// reports when every connection has ended.
+func (f *benchFixture) startReference(b *testing.B, members []*sshdbench.Member) (addr string, idle func() bool) {
 	b.Helper()
+	var ms []sshdref.Member
+	for _, m := range members {
+		ms = append(ms, sshdref.Member{Name: m.Name, Key: m.Signer.PublicKey(), Secret: m.Secret})
+	}
+	srv := sshdref.New(f.clock.Now, ms)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	go r.serve(ln)
+	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { ln.Close() })
-	return ln.Addr().String(), func() bool { return r.active.Load() == 0 }
+	return ln.Addr().String(), func() bool { return srv.Active() == 0 }
 }
 
 // --- the client ------------------------------------------------------------------
@@ -298,7 +163,7 @@ type benchTiming struct{ total, frame, auth, open, shell time.Duration }
 // of the virtual clock's step — opens a PTY shell, reads until the output
 // contains "Backroom", and closes the connection. Like the Go client it is,
 // it never answers a terminal query.
-func benchLogin(addr string, m *benchMember, now func() time.Time) (benchTiming, error) {
+func benchLogin(addr string, m *sshdbench.Member, now func() time.Time) (benchTiming, error) {
 	start := time.Now()
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -306,29 +171,9 @@ func benchLogin(addr string, m *benchMember, now func() time.Time) (benchTiming,
 	}
 	defer nc.Close()
 	_ = nc.SetDeadline(time.Now().Add(20 * time.Second))
-	cfg := &gossh.ClientConfig{
-		User: m.name,
-		Auth: []gossh.AuthMethod{
-			gossh.PublicKeys(m.signer),
-			gossh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
-				if len(questions) == 0 {
-					return nil, nil
-				}
-				t := now()
-				code, err := store.CodeFor(m.secret, t)
-				if err != nil {
-					return nil, err
-				}
-				m.lastStep = store.TOTPStep(t)
-				return []string{code}, nil
-			}),
-		},
-		HostKeyCallback: gossh.InsecureIgnoreHostKey(),
-		BannerCallback:  func(string) error { return nil },
-	}
-	c, chans, reqs, err := gossh.NewClientConn(nc, addr, cfg)
+	c, chans, reqs, err := gossh.NewClientConn(nc, addr, m.ClientConfig(now))
 	if err != nil {
-		return benchTiming{}, fmt.Errorf("%s: %w", m.name, err)
+		return benchTiming{}, fmt.Errorf("%s: %w", m.Name, err)
 	}
 	authed := time.Now()
 	client := gossh.NewClient(c, chans, reqs)
@@ -349,28 +194,12 @@ func benchLogin(addr string, m *benchMember, now func() time.Time) (benchTiming,
 		return benchTiming{}, err
 	}
 	replied := time.Now()
-	if err := benchReadUntil(out, "Backroom"); err != nil {
+	if err := sshdbench.ReadUntil(out, "Backroom"); err != nil {
 		return benchTiming{}, err
 	}
 	end := time.Now()
 	return benchTiming{total: end.Sub(start), frame: end.Sub(shell), auth: authed.Sub(start),
 		open: shell.Sub(authed), shell: replied.Sub(shell)}, nil
-}
-
-// benchReadUntil reads r until what it read contains want.
-func benchReadUntil(r io.Reader, want string) error {
-	var seen []byte
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := r.Read(buf)
-		seen = append(seen, buf[:n]...)
-		if bytes.Contains(seen, []byte(want)) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("output ended before %q (%v): %q", want, err, seen)
-		}
-	}
 }
 
 // benchResult is what one run of logins measured.
@@ -390,7 +219,7 @@ func (r benchResult) pct(field func(benchTiming) time.Duration, p float64) time.
 	for i, t := range r.timings {
 		ds[i] = field(t)
 	}
-	return benchPercentile(ds, p)
+	return sshdbench.Percentile(ds, p)
 }
 
 func benchTotal(t benchTiming) time.Duration { return t.total }
@@ -411,44 +240,17 @@ func (r benchResult) String() string {
 
 func benchMS(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// benchProcessCPU is the CPU time (user + system) this process has used,
-// from /proc/self/stat; 0 where there is no /proc.
+// benchProcessCPU is the CPU time (user + system) this process has used;
+// 0 where there is no /proc.
 func benchProcessCPU() time.Duration {
-	data, err := os.ReadFile("/proc/self/stat")
-	if err != nil {
-		return 0
-	}
-	// utime and stime are fields 14 and 15; the command name (field 2)
-	// may hold spaces, so count from the last ')'.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0
-	}
-	const clkTck = 100 // USER_HZ on Linux
-	return time.Duration(utime+stime) * time.Second / clkTck
-}
-
-// benchPercentile is the p-th percentile (nearest rank) of ds.
-func benchPercentile(ds []time.Duration, p float64) time.Duration {
-	if len(ds) == 0 {
-		return 0
-	}
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	rank := int(float64(len(s))*p/100+0.999999) - 1
-	return s[min(max(rank, 0), len(s)-1)]
+	cpu, _ := sshdbench.ProcessCPU(os.Getpid())
+	return cpu
 }
 
 // benchLogins does b.N logins with len(pools) concurrent workers, each
 // taking its own members in turn, and reports logins/s, p50 and p99 of the
 // full login, and p99 of the first frame.
-func benchLogins(b *testing.B, addr string, clock *benchClock, pools [][]*benchMember, idle func() bool) benchResult {
+func benchLogins(b *testing.B, addr string, clock *benchClock, pools [][]*sshdbench.Member, idle func() bool) benchResult {
 	var next atomic.Int64
 	var mu sync.Mutex
 	var timings []benchTiming
@@ -469,12 +271,12 @@ func benchLogins(b *testing.B, addr string, clock *benchClock, pools [][]*benchM
 			var myErr error
 			for next.Add(1) <= int64(b.N) {
 				// The next member whose last step is over.
-				var m *benchMember
+				var m *sshdbench.Member
 				for m == nil {
 					step := store.TOTPStep(clock.Now())
 					for j := range pool {
 						c := pool[(i+j)%len(pool)]
-						if c.lastStep < step {
+						if c.LastStep < step {
 							m, i = c, (i+j+1)%len(pool)
 							break
 						}
@@ -546,7 +348,7 @@ func BenchmarkLogin(b *testing.B) {
 		defer debug.SetGCPercent(debug.SetGCPercent(200))
 	}
 	f := newBenchFixture(b, benchWorkers, benchMembersPerWorker)
-	var all []*benchMember
+	var all []*sshdbench.Member
 	for _, p := range f.members {
 		all = append(all, p...)
 	}
@@ -556,7 +358,7 @@ func BenchmarkLogin(b *testing.B) {
 		results["backroom"] = benchLogins(b, addr, f.clock, f.members, idle)
 	})
 	b.Run("reference", func(b *testing.B) {
-		addr, idle := newBenchReference(f.clock.Now, all).start(b)
+		addr, idle := f.startReference(b, all)
 		results["reference"] = benchLogins(b, addr, f.clock, f.members, idle)
 	})
 	ours, ref := results["backroom"], results["reference"]
@@ -585,11 +387,11 @@ func BenchmarkFirstFrame(b *testing.B) {
 		i := 0
 		b.ResetTimer()
 		for range b.N {
-			var m *benchMember
+			var m *sshdbench.Member
 			for m == nil {
 				step := store.TOTPStep(f.clock.Now())
 				for j := range f.members[0] {
-					if c := f.members[0][(i+j)%len(f.members[0])]; c.lastStep < step {
+					if c := f.members[0][(i+j)%len(f.members[0])]; c.LastStep < step {
 						m, i = c, i+j+1
 						break
 					}
@@ -608,8 +410,8 @@ func BenchmarkFirstFrame(b *testing.B) {
 		for !idle() {
 			time.Sleep(5 * time.Millisecond)
 		}
-		b.ReportMetric(benchMS(benchPercentile(frames, 50)), "frame-p50-ms")
-		b.ReportMetric(benchMS(benchPercentile(frames, 99)), "frame-p99-ms")
+		b.ReportMetric(benchMS(sshdbench.Percentile(frames, 50)), "frame-p50-ms")
+		b.ReportMetric(benchMS(sshdbench.Percentile(frames, 99)), "frame-p99-ms")
 		b.ReportMetric(benchMS(slices.Max(frames)), "frame-max-ms")
 	}
 	b.Run("backroom", func(b *testing.B) {
@@ -617,7 +419,7 @@ func BenchmarkFirstFrame(b *testing.B) {
 		run(b, addr, idle)
 	})
 	b.Run("reference", func(b *testing.B) {
-		addr, idle := newBenchReference(f.clock.Now, f.members[0]).start(b)
+		addr, idle := f.startReference(b, f.members[0])
 		run(b, addr, idle)
 	})
 }

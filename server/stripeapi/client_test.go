@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"backroom/server/stripeapi/stripemock"
 	"backroom/store"
 )
 
@@ -54,7 +55,7 @@ func closedPort(t *testing.T) string {
 
 func TestCheckKey(t *testing.T) {
 	t.Parallel()
-	mock := startStripeMock(t)
+	mock := stripemock.Start(t)
 
 	t.Run("accepted", func(t *testing.T) {
 		t.Parallel()
@@ -190,7 +191,7 @@ func TestCheckKey(t *testing.T) {
 
 func TestCustomerAndLink(t *testing.T) {
 	t.Parallel()
-	mock := startStripeMock(t)
+	mock := stripemock.Start(t)
 
 	t.Run("Customer", func(t *testing.T) {
 		t.Parallel()

@@ -1,21 +1,16 @@
 package stripeapi
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,127 +33,6 @@ var (
 	sshStaff = store.Actor{Name: "bob", Role: store.RoleStaff, Channel: store.ChannelSSH, RemoteAddr: "203.0.113.7:40022", SessionID: "s1"}
 	sshAdmin = store.Actor{Name: "alice", Role: store.RoleAdmin, Channel: store.ChannelSSH, RemoteAddr: "203.0.113.8:40022", SessionID: "s2"}
 )
-
-// stripeMockBinary finds stripe-mock on PATH or in $(go env GOPATH)/bin.
-// Without it the test is skipped, except under CI=true where it fails.
-func stripeMockBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("stripe-mock"); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		for _, dir := range filepath.SplitList(strings.TrimSpace(string(out))) {
-			p := filepath.Join(dir, "bin", "stripe-mock")
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("stripe-mock is not installed (go install github.com/stripe/stripe-mock@v0.203.0)")
-	}
-	t.Skip("stripe-mock is not installed (go install github.com/stripe/stripe-mock@v0.203.0)")
-	return ""
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
-// startStripeMock runs stripe-mock on free loopback ports (HTTP and HTTPS
-// both bound to 127.0.0.1), waits until it listens and answers, and stops
-// it when the test ends. It returns the HTTP base URL.
-func startStripeMock(t *testing.T) string {
-	t.Helper()
-	bin := stripeMockBinary(t)
-	var lastErr error
-	for range 5 {
-		ports := freePorts(t, 2)
-		httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-		cmd := exec.Command(bin, "-http-addr", httpAddr, "-https-addr", fmt.Sprintf("127.0.0.1:%d", ports[1]))
-		pr, pw := io.Pipe()
-		cmd.Stdout, cmd.Stderr = pw, pw
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("start stripe-mock: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); pw.Close(); close(exited) }()
-		// Our process says where it listens (so an answer on the port is
-		// known to come from it, not from another test's stripe-mock).
-		ready := make(chan bool, 1)
-		var tail bytes.Buffer
-		go func() {
-			sc := bufio.NewScanner(pr)
-			http, https := false, false
-			for sc.Scan() {
-				line := sc.Text()
-				if tail.Len() < 4096 {
-					tail.WriteString(line + "\n")
-				}
-				http = http || strings.Contains(line, "Listening for HTTP at address")
-				https = https || strings.Contains(line, "Listening for HTTPS at address")
-				if http && https {
-					ready <- true
-					break
-				}
-			}
-			if !(http && https) {
-				ready <- false
-			}
-			_, _ = io.Copy(io.Discard, pr) // keep draining its request log
-		}()
-		ok := false
-		select {
-		case ok = <-ready:
-		case <-time.After(30 * time.Second):
-		}
-		if ok && waitAnswers(t, "http://"+httpAddr) {
-			t.Cleanup(func() {
-				_ = cmd.Process.Kill()
-				<-exited
-			})
-			return "http://" + httpAddr
-		}
-		_ = cmd.Process.Kill()
-		<-exited
-		lastErr = fmt.Errorf("stripe-mock did not start on %s:\n%s", httpAddr, tail.String())
-	}
-	t.Fatal(lastErr)
-	return ""
-}
-
-func waitAnswers(t *testing.T, base string) bool {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		req, _ := http.NewRequest("GET", base+"/v1/balance", nil)
-		req.Header.Set("Authorization", "Bearer "+testKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 && resp.Header.Get("Stripe-Mock-Version") != "" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
 
 // stripeErrorJSON is an error body the way Stripe writes it.
 func stripeErrorJSON(typ, code, msg string) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"backroom/server/stripeapi/stripemock"
 	"backroom/store"
 )
 
@@ -65,7 +66,7 @@ func wantProgress(t *testing.T, p store.SyncProgress, fetched, created, updated,
 
 func TestSync(t *testing.T) {
 	t.Parallel()
-	mock := startStripeMock(t)
+	mock := stripemock.Start(t)
 
 	t.Run("counts, pages, rerun, update, deleted, forgotten", func(t *testing.T) {
 		t.Parallel()
