@@ -23,6 +23,7 @@ import (
 
 	"backroom/server/httpd"
 	"backroom/server/sshd"
+	"backroom/server/webhooks"
 	"backroom/store"
 	"backroom/tui"
 )
@@ -54,6 +55,21 @@ type Config struct {
 	// when it shuts down; the caller waits for them (stripeapi.Syncer.Wait)
 	// before closing the store.
 	ClientSync tui.ClientSync
+
+	// WebhookSecrets are Stripe's webhook signing secrets
+	// (STRIPE_WEBHOOK_SECRET), tried in order. With none the endpoint
+	// answers 503 and the console says "webhook secret not set".
+	WebhookSecrets []webhooks.Secret
+	// WebhookMaxBody is the largest webhook body, in bytes (default 1 MiB).
+	WebhookMaxBody int64
+	// TrustedProxies are the peers whose X-Forwarded-For is believed
+	// (BACKROOM_TRUSTED_PROXIES).
+	TrustedProxies []netip.Prefix
+	// WebhookRetention is how long webhook records are kept (default 720h,
+	// at least 72h); WebhookPruneInterval is how often they are pruned
+	// (default 1h).
+	WebhookRetention     time.Duration
+	WebhookPruneInterval time.Duration
 }
 
 // MaxStartups caps concurrent unauthenticated SSH connections: above Start,
@@ -111,6 +127,15 @@ func New(cfg Config) (*Server, error) {
 		s.sync = newBoundSync(cfg.ClientSync)
 		clientSync = s.sync
 	}
+	webhook := webhooks.New(webhooks.Config{
+		Store:          cfg.Store,
+		Secrets:        cfg.WebhookSecrets,
+		MaxBody:        cfg.WebhookMaxBody,
+		TrustedProxies: cfg.TrustedProxies,
+		Now:            cfg.Now,
+		Process:        webhooks.Process,
+		Logger:         cfg.Logger.With("server", "http", "component", "webhooks"),
+	})
 	s.ssh, err = sshd.New(sshd.Config{
 		Store:          cfg.Store,
 		Logger:         cfg.Logger.With("server", "ssh"),
@@ -124,11 +149,14 @@ func New(cfg Config) (*Server, error) {
 		IdleWarning:    cfg.IdleWarning,
 		EnrollDuration: cfg.EnrollDuration,
 		ClientSync:     clientSync,
+		// Replays from the console do what a delivery does.
+		WebhookProcessor: webhooks.Process,
+		WebhookSecretSet: webhook.SecretSet(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.http = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "http")), cfg.Logger)
+	s.http = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "http"), httpd.Routes{Webhook: webhook}), cfg.Logger)
 
 	s.sshLn, err = net.Listen("tcp", cfg.SSHAddr)
 	if err != nil {
@@ -151,6 +179,10 @@ func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
 // HostKeyFingerprint is the SSH host key's SHA256 fingerprint, for staff to
 // check on first connect.
 func (s *Server) HostKeyFingerprint() string { return gossh.FingerprintSHA256(s.hostKey.PublicKey()) }
+
+// WebhookSecretSet reports whether a webhook signing secret is configured
+// (without one the endpoint answers 503).
+func (s *Server) WebhookSecretSet() bool { return len(s.cfg.WebhookSecrets) > 0 }
 
 // SSH is the SSH server (for its session registry).
 func (s *Server) SSH() *sshd.Server { return s.ssh }
@@ -177,6 +209,16 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	g.Go(func() error {
 		s.cfg.Store.WatchAuthorizedKeys(gctx, s.cfg.KeysPollInterval)
+		return nil
+	})
+	g.Go(func() error {
+		webhooks.RunPruner(gctx, webhooks.PruneConfig{
+			Store:     s.cfg.Store,
+			Retention: s.cfg.WebhookRetention,
+			Interval:  s.cfg.WebhookPruneInterval,
+			Now:       s.cfg.Now,
+			Logger:    s.log.With("component", "webhooks"),
+		})
 		return nil
 	})
 	g.Go(func() error {

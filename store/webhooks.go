@@ -352,9 +352,12 @@ func (s *Store) GetWebhook(ctx context.Context, eventID string) (WebhookEvent, e
 }
 
 // WebhookAttempts lists the deliveries of an event, oldest first.
+// (Rejected attempts belong to no event: the empty id lists nothing.)
 func (s *Store) WebhookAttempts(ctx context.Context, eventID string) ([]WebhookAttempt, error) {
+	// event_id != '' matches the partial index's condition, so that the
+	// index is used (without it SQLite scans every attempt).
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, event_id, received_at, remote_addr, headers, outcome, reason, error
-		FROM webhook_attempts WHERE event_id = ? ORDER BY id LIMIT 1000`, eventID)
+		FROM webhook_attempts WHERE event_id = ? AND event_id != '' ORDER BY id LIMIT 1000`, eventID)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 
 	"backroom/server"
 	"backroom/server/stripeapi"
+	"backroom/server/webhooks"
 	"backroom/store"
 )
 
@@ -45,6 +46,10 @@ const (
 	envCodePrompts    = "BACKROOM_SSH_CODE_PROMPTS"
 	envSQLiteSync     = "BACKROOM_SQLITE_SYNCHRONOUS"
 	envStripeAPIBase  = "STRIPE_API_BASE"
+	envWebhookSecret  = "STRIPE_WEBHOOK_SECRET"
+	envWebhookMaxBody = "BACKROOM_WEBHOOK_MAX_BODY"
+	envTrustedProxies = "BACKROOM_TRUSTED_PROXIES"
+	envWebhookRetain  = "BACKROOM_WEBHOOK_RETENTION"
 	dotenvFile        = ".env"
 	masterKeyDataFile = store.MasterKeyFile
 )
@@ -71,6 +76,8 @@ const (
 	defaultGraceTime     = "60s"
 	defaultCodePrompts   = "3"
 	defaultSQLiteSync    = "NORMAL"
+	defaultWebhookBody   = "1MiB"
+	defaultWebhookRetain = "720h"
 	enrollDuration       = 10 * time.Minute
 )
 
@@ -100,6 +107,10 @@ func settings() []setting {
 		{envGraceTime, "", defaultGraceTime, "time allowed to finish SSH authentication (1s-10m)"},
 		{envCodePrompts, "", defaultCodePrompts, "verification code prompts per connection (1-10)"},
 		{envSQLiteSync, "", defaultSQLiteSync, "SQLite synchronous level: NORMAL or FULL"},
+		{envWebhookSecret, "", "unset", "Stripe webhook signing secret(s), whsec_…; several comma-separated while rolling; unset = the endpoint answers 503"},
+		{envWebhookMaxBody, "", defaultWebhookBody, "largest webhook body: bytes, or with a unit (512KiB, 1MiB, 2MB); 4KiB-64MiB"},
+		{envTrustedProxies, "", "empty", "CIDRs of proxies whose X-Forwarded-For is believed (comma-separated; empty = none)"},
+		{envWebhookRetain, "", defaultWebhookRetain, "how long webhook events and attempts are kept (at least 72h: Stripe retries for 3 days)"},
 	}
 }
 
@@ -175,6 +186,13 @@ type Config struct {
 	GraceTime     time.Duration
 	CodePrompts   int
 	Synchronous   string
+
+	// WebhookSecrets are STRIPE_WEBHOOK_SECRET's secrets, in order (none
+	// when unset); they never print themselves.
+	WebhookSecrets   []webhooks.Secret
+	WebhookMaxBody   int64
+	TrustedProxies   []netip.Prefix
+	WebhookRetention time.Duration
 
 	// Warnings are things worth saying that do not stop start-up (an
 	// unknown BACKROOM_ variable, probably a typo).
@@ -356,6 +374,36 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		bad(origin, "%v (use comma-separated CIDRs such as %s, or empty for none)", err, defaultPenaltyExempt)
 	}
 
+	// Webhooks.
+	if v, origin, ok := src.lookup(envWebhookSecret, "", false); ok {
+		secrets, err := webhooks.ParseSecrets(v)
+		if err != nil {
+			bad(origin, "%v", err) // never quotes the value
+		}
+		cfg.WebhookSecrets = secrets
+	}
+	v, origin = get(envWebhookMaxBody, "", defaultWebhookBody)
+	cfg.WebhookMaxBody, err = parseByteSize(v)
+	switch {
+	case err != nil:
+		bad(origin, "%q is not a size: give bytes (1048576) or a number with a unit (512KiB, 1MiB, 2MB)", v)
+	case cfg.WebhookMaxBody < minWebhookBody || cfg.WebhookMaxBody > maxWebhookBody:
+		bad(origin, "%s is out of range: use 4KiB to 64MiB (Stripe's events are a few KiB; default %s)", strings.TrimSpace(v), defaultWebhookBody)
+	}
+	v, origin, _ = src.lookup(envTrustedProxies, "", true)
+	cfg.TrustedProxies, err = parsePrefixes(v)
+	if err != nil {
+		bad(origin, "%v (use comma-separated CIDRs of your reverse proxies, such as 10.0.0.0/8, or empty for none)", err)
+	}
+	v, origin = get(envWebhookRetain, "", defaultWebhookRetain)
+	if d, err := time.ParseDuration(strings.TrimSpace(v)); err != nil {
+		bad(origin, "%q is not a duration (examples: 72h, 720h, 2160h)", v)
+	} else if d < webhooks.MinRetention {
+		bad(origin, "%s is too short: use 72h or more (Stripe retries an event for up to 3 days, and its id must be kept to recognise the retries)", strings.TrimSpace(v))
+	} else {
+		cfg.WebhookRetention = d
+	}
+
 	// Unknown BACKROOM_ variables are probably typos.
 	known := map[string]bool{}
 	for _, s := range settings() {
@@ -381,6 +429,39 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		return nil, &configError{problems: problems}
 	}
 	return cfg, nil
+}
+
+// Bounds of BACKROOM_WEBHOOK_MAX_BODY.
+const (
+	minWebhookBody = 4 << 10
+	maxWebhookBody = 64 << 20
+)
+
+// parseByteSize parses a size in bytes: a whole number, optionally with a
+// unit — B, KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024),
+// in any case, with or without a space.
+func parseByteSize(v string) (int64, error) {
+	s := strings.TrimSpace(v)
+	i := 0
+	for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, errors.New("no number")
+	}
+	n, err := strconv.ParseInt(s[:i], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	mult := map[string]int64{"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30}
+	m, ok := mult[strings.ToLower(strings.TrimSpace(s[i:]))]
+	if !ok {
+		return 0, errors.New("unknown unit")
+	}
+	if n > (1<<62)/m {
+		return 0, errors.New("too large")
+	}
+	return n * m, nil
 }
 
 // cleartextAPIBase warns about an http:// API base that is not on this

@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stripe/stripe-go/v76/webhook"
 
 	"backroom/server"
 	"backroom/store"
@@ -33,6 +38,10 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.CodePrompts != want.CodePrompts || cfg.Synchronous != want.Synchronous || cfg.UseKeyring ||
 		cfg.MasterKey != nil || cfg.MasterKeyFile != "" || cfg.StripeKey != "" {
 		t.Errorf("defaults:\n got %+v\nwant %+v", *cfg, want)
+	}
+	if cfg.WebhookSecrets != nil || cfg.WebhookMaxBody != 1<<20 || len(cfg.TrustedProxies) != 0 || cfg.WebhookRetention != 720*time.Hour {
+		t.Errorf("webhook defaults: secrets %d, max body %d, trusted proxies %v, retention %s",
+			len(cfg.WebhookSecrets), cfg.WebhookMaxBody, cfg.TrustedProxies, cfg.WebhookRetention)
 	}
 	wantExempt := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	if len(cfg.PenaltyExempt) != 2 || cfg.PenaltyExempt[0] != wantExempt[0] || cfg.PenaltyExempt[1] != wantExempt[1] {
@@ -92,6 +101,24 @@ func TestConfigPrecedence(t *testing.T) {
 			return "0"
 		}, "1", nil, ""},
 		{"master key file", maps{env: map[string]string{envMasterKeyFile: "/k"}}, func(c *Config) string { return c.MasterKeyFile }, "/k", nil, ""},
+		{"webhook secret", maps{dotenv: map[string]string{envWebhookSecret: "whsec_abc123"}}, func(c *Config) string {
+			return itoa(len(c.WebhookSecrets)) + " " + string(c.WebhookSecrets[0])
+		}, "1 whsec_abc123", nil, ""},
+		{"webhook secrets rolled", maps{env: map[string]string{envWebhookSecret: "whsec_old, whsec_new"}, dotenv: map[string]string{envWebhookSecret: "whsec_x"}},
+			func(c *Config) string { return string(c.WebhookSecrets[0]) + " " + string(c.WebhookSecrets[1]) }, "whsec_old whsec_new", nil, ""},
+		{"webhook secret empty is unset", maps{env: map[string]string{envWebhookSecret: ""}}, func(c *Config) string { return itoa(len(c.WebhookSecrets)) }, "0", nil, ""},
+		{"webhook max body bytes", maps{env: map[string]string{envWebhookMaxBody: "65536"}}, func(c *Config) string { return itoa(int(c.WebhookMaxBody)) }, "65536", nil, ""},
+		{"webhook max body KiB", maps{env: map[string]string{envWebhookMaxBody: "512KiB"}}, func(c *Config) string { return itoa(int(c.WebhookMaxBody)) }, "524288", nil, ""},
+		{"webhook max body MB", maps{dotenv: map[string]string{envWebhookMaxBody: "2 mb"}}, func(c *Config) string { return itoa(int(c.WebhookMaxBody)) }, "2000000", nil, ""},
+		{"webhook max body MiB", maps{env: map[string]string{envWebhookMaxBody: "64MiB"}}, func(c *Config) string { return itoa(int(c.WebhookMaxBody)) }, "67108864", nil, ""},
+		{"trusted proxies", maps{env: map[string]string{envTrustedProxies: "10.0.0.0/8, 192.0.2.7, 2001:db8::/32"}}, func(c *Config) string {
+			var out []string
+			for _, p := range c.TrustedProxies {
+				out = append(out, p.String())
+			}
+			return strings.Join(out, " ")
+		}, "10.0.0.0/8 192.0.2.7/32 2001:db8::/32", nil, ""},
+		{"webhook retention", maps{env: map[string]string{envWebhookRetain: "72h"}}, func(c *Config) string { return c.WebhookRetention.String() }, "72h0m0s", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -184,6 +211,24 @@ func TestConfigBadValues(t *testing.T) {
 		{"stripe api base no host", map[string]string{envStripeAPIBase: "http://"}, nil, []string{envStripeAPIBase}, ""},
 		{"master key and file", map[string]string{envMasterKey: store.EncodeMasterKey(store.NewMasterKey()), envMasterKeyFile: "/nonexistent"}, nil,
 			[]string{envMasterKey + " and " + envMasterKeyFile + " are both set", "set only one"}, ""},
+		{"webhook secret is an API key", map[string]string{envWebhookSecret: "sk_live_abcdefghijklmnopqrstuvwx1234"}, nil,
+			[]string{envWebhookSecret + ": the secret is an API key, not a webhook signing secret", "whsec_"}, "abcdefghijklmnopqrstuvwx1234"},
+		{"webhook secret second malformed", map[string]string{envWebhookSecret: "whsec_goodSecret1,whsec-hunter2secret"}, nil,
+			[]string{envWebhookSecret + ": secret 2 of 2 is not a webhook signing secret"}, "hunter2secret"},
+		{"webhook secret bad character", map[string]string{envWebhookSecret: "whsec_hunter2/secret"}, nil,
+			[]string{envWebhookSecret, "letters and digits"}, "hunter2"},
+		{"webhook secret empty item", map[string]string{envWebhookSecret: "whsec_hunter2secret,"}, nil,
+			[]string{envWebhookSecret + ": secret 2 of 2 is empty"}, "hunter2secret"},
+		{"webhook secret prefix only", map[string]string{envWebhookSecret: "whsec_"}, nil, []string{envWebhookSecret, "not a webhook signing secret"}, ""},
+		{"webhook max body text", map[string]string{envWebhookMaxBody: "lots"}, nil, []string{envWebhookMaxBody + `: "lots" is not a size`}, ""},
+		{"webhook max body unit", map[string]string{envWebhookMaxBody: "1 parsec"}, nil, []string{envWebhookMaxBody, "is not a size"}, ""},
+		{"webhook max body small", map[string]string{envWebhookMaxBody: "1KiB"}, nil, []string{envWebhookMaxBody + ": 1KiB is out of range: use 4KiB to 64MiB"}, ""},
+		{"webhook max body large", map[string]string{envWebhookMaxBody: "1GiB"}, nil, []string{envWebhookMaxBody, "out of range"}, ""},
+		{"webhook max body overflow", map[string]string{envWebhookMaxBody: "99999999999999999999"}, nil, []string{envWebhookMaxBody, "is not a size"}, ""},
+		{"trusted proxies", map[string]string{envTrustedProxies: "10.0.0.0/33"}, nil, []string{envTrustedProxies, `"10.0.0.0/33" is not a CIDR`}, ""},
+		{"trusted proxies word", map[string]string{envTrustedProxies: "cloudflare"}, nil, []string{envTrustedProxies, `"cloudflare" is not a CIDR or an address`}, ""},
+		{"webhook retention short", map[string]string{envWebhookRetain: "24h"}, nil, []string{envWebhookRetain + ": 24h is too short: use 72h or more"}, ""},
+		{"webhook retention text", map[string]string{envWebhookRetain: "a month"}, nil, []string{envWebhookRetain + `: "a month" is not a duration`}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -288,7 +333,7 @@ func TestServeHelpListsEverySetting(t *testing.T) {
 	}
 	for _, env := range []string{envData, envSSHAddr, envHTTPAddr, envMasterKey, envMasterKeyFile, envStripeKey, envUseKeyring,
 		envLogLevel, envLockoutAfter, envLockoutFor, envMaxStartups, envPenaltyExempt, envIdleTimeout, envGraceTime,
-		envCodePrompts, envSQLiteSync, envStripeAPIBase} {
+		envCodePrompts, envSQLiteSync, envStripeAPIBase, envWebhookSecret, envWebhookMaxBody, envTrustedProxies, envWebhookRetain} {
 		if !strings.Contains(r.stdout, env) {
 			t.Errorf("serve --help lacks %s", env)
 		}
@@ -473,5 +518,75 @@ func TestConfigStripeAPIBase(t *testing.T) {
 		if (tt.warn == "") != (warned == "") || !strings.Contains(warned, tt.warn) {
 			t.Errorf("%v: warnings %q, want %q", tt.env, warned, tt.warn)
 		}
+	}
+}
+
+// TestServeWebhookSettings: serve wires the webhook settings. Without a
+// secret it warns at start-up and the endpoint answers 503; with two, an
+// event signed with either is stored with the label of the one that
+// verified, the body limit holds, and no log line shows a secret.
+func TestServeWebhookSettings(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	s := startServe(t, h)
+	if !strings.Contains(s.stderr.String(), "webhook secret not set") || !strings.Contains(s.stderr.String(), envWebhookSecret) {
+		t.Errorf("no start-up warning about the missing webhook secret:\n%s", s.stderr.String())
+	}
+	url := "http://" + s.logValue(t, "listening", "http") + "/webhooks/stripe"
+	body := []byte(`{"id":"evt_serve1","object":"event","type":"customer.created","created":` + strconv.FormatInt(time.Now().Unix(), 10) +
+		`,"livemode":false,"api_version":"2023-10-16","data":{"object":{"id":"cus_Serve1","object":"customer","email":"a@example.com","created":1700000000}}}`)
+	post := func(body []byte, secret string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+		if secret != "" {
+			req.Header.Set("Stripe-Signature", webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: body, Secret: secret}).Header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, msg := post(body, "whsec_newSecret2"); code != http.StatusServiceUnavailable || !strings.Contains(msg, "webhook secret not set") {
+		t.Errorf("without a secret: %d %q, want 503 webhook secret not set", code, msg)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+
+	h.env[envWebhookSecret] = "whsec_oldSecret1,whsec_newSecret2"
+	h.env[envWebhookMaxBody] = "8KiB"
+	s = startServe(t, h)
+	url = "http://" + s.logValue(t, "listening", "http") + "/webhooks/stripe"
+	if strings.Contains(s.stderr.String(), "webhook secret not set") {
+		t.Errorf("warned about a missing secret that is set:\n%s", s.stderr.String())
+	}
+	if code, msg := post(body, "whsec_newSecret2"); code != http.StatusOK {
+		t.Errorf("signed with the second secret: %d %q, want 200", code, msg)
+	}
+	if code, msg := post(bytes.Repeat([]byte(" "), 9<<10), "whsec_oldSecret1"); code != http.StatusRequestEntityTooLarge {
+		t.Errorf("a 9 KiB body with an 8 KiB limit: %d %q, want 413", code, msg)
+	}
+	if code, _ := post(body, "whsec_wrongSecret"); code != http.StatusBadRequest {
+		t.Errorf("signed with a wrong secret: %d, want 400", code)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if strings.Contains(s.stderr.String(), "Secret1") || strings.Contains(s.stderr.String(), "Secret2") {
+		t.Errorf("a log line shows a webhook secret:\n%s", s.stderr.String())
+	}
+	st := h.openStore()
+	ev, err := st.GetWebhook(context.Background(), "evt_serve1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Status != store.WebhookProcessed || ev.Secret != "secret 2 of 2" {
+		t.Errorf("stored event: status %q, secret %q; want processed by secret 2 of 2", ev.Status, ev.Secret)
+	}
+	if c, err := st.GetClient(context.Background(), "cus_Serve1"); err != nil || c.Email != "a@example.com" {
+		t.Errorf("client from the event: %+v, %v", c, err)
 	}
 }

@@ -93,6 +93,11 @@ func (inv *invocation) serve(c *cobra.Command) error {
 		CodePrompts:    cfg.CodePrompts,
 		EnrollDuration: enrollDuration,
 		ClientSync:     syncer,
+
+		WebhookSecrets:   cfg.WebhookSecrets,
+		WebhookMaxBody:   cfg.WebhookMaxBody,
+		TrustedProxies:   cfg.TrustedProxies,
+		WebhookRetention: cfg.WebhookRetention,
 	})
 	if err != nil {
 		return serverError(cfg, err)
@@ -100,6 +105,13 @@ func (inv *invocation) serve(c *cobra.Command) error {
 	log.Info("SSH host key: check this fingerprint on first connect", "fingerprint", srv.HostKeyFingerprint(),
 		"file", filepath.Join(dir, store.HostKeyFile))
 	log.Info("listening", "ssh", srv.SSHAddr(), "http", srv.HTTPAddr(), "data", dir)
+	if n := len(cfg.WebhookSecrets); n == 0 {
+		log.Warn("webhook secret not set: POST /webhooks/stripe answers 503 and no Stripe event is accepted; set " +
+			envWebhookSecret + " to the endpoint's signing secret (whsec_…, from Stripe's dashboard or `stripe listen`)")
+	} else {
+		log.Info("Stripe webhooks accepted at POST /webhooks/stripe", "secrets", n, "max_body", cfg.WebhookMaxBody,
+			"trusted_proxies", len(cfg.TrustedProxies), "retention", cfg.WebhookRetention.String())
+	}
 
 	staff, err := e.st.ListStaff(inv.Ctx)
 	switch {

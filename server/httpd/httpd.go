@@ -1,11 +1,12 @@
-// Package httpd is Backroom's HTTP listener: health checks now; the Stripe
-// webhook endpoint and the web admin join it later.
+// Package httpd is Backroom's HTTP listener: health checks and the Stripe
+// webhook endpoint; the web admin joins it later.
 package httpd
 
 import (
 	"context"
 	"log/slog"
 	"net/http"
+	"path"
 	"time"
 )
 
@@ -14,9 +15,27 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Handler serves the HTTP routes. Everything not routed is a plain 404.
-func Handler(store Pinger, log *slog.Logger) http.Handler {
+// WebhookPath is where Stripe delivers events.
+const WebhookPath = "/webhooks/stripe"
+
+// Routes are the handlers mounted beside the health checks.
+type Routes struct {
+	// Webhook receives POST /webhooks/stripe (other methods: 405 with
+	// Allow: POST). Nil leaves the path a 404.
+	Webhook http.Handler
+}
+
+// Handler serves the HTTP routes. Everything not routed is a plain 404, and
+// no request is ever redirected (not even to a cleaned path).
+func Handler(store Pinger, log *slog.Logger, routes Routes) http.Handler {
 	mux := http.NewServeMux()
+	if routes.Webhook != nil {
+		mux.Handle("POST "+WebhookPath, routes.Webhook)
+		mux.HandleFunc(WebhookPath, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", "POST")
+			plain(w, http.StatusMethodNotAllowed, "405 method not allowed: use POST")
+		})
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusOK, "ok")
 	})
@@ -33,7 +52,35 @@ func Handler(store Pinger, log *slog.Logger) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusNotFound, "404 page not found")
 	})
-	return securityHeaders(mux)
+	return securityHeaders(noRedirects(mux))
+}
+
+// noRedirects answers 404 for a request whose path ServeMux would redirect
+// to its cleaned form (//x, /a/../b, an empty CONNECT path): Stripe must
+// never be told to go elsewhere, and nothing else needs it.
+func noRedirects(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); p != cleanPath(p) {
+			plain(w, http.StatusNotFound, "404 page not found")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// cleanPath is ServeMux's canonical form of a path.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 func plain(w http.ResponseWriter, code int, msg string) {

@@ -27,20 +27,31 @@ func (p *pinger) Ping(context.Context) error {
 
 func serve(t *testing.T, p Pinger) string {
 	t.Helper()
+	return serveRoutes(t, p, Routes{})
+}
+
+func serveRoutes(t *testing.T, p Pinger, routes Routes) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(Handler(p, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	srv := NewServer(Handler(p, slog.New(slog.DiscardHandler), routes), slog.New(slog.DiscardHandler))
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String()
 }
 
+// noFollow is a client that shows redirects instead of following them.
+var noFollow = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 func get(t *testing.T, method, url string) (int, string, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(method, url, nil)
-	resp, err := http.DefaultClient.Do(req)
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := noFollow.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,6 +112,65 @@ func TestEverythingElseIsNotFound(t *testing.T) {
 	}
 }
 
+// TestWebhookRoute: POST /webhooks/stripe reaches the webhook handler;
+// every other method is 405 with Allow: POST; neighbouring paths stay 404.
+func TestWebhookRoute(t *testing.T) {
+	var hits atomic.Int32
+	base := serveRoutes(t, &pinger{}, Routes{Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(http.StatusTeapot)
+	})})
+	if code, _, _ := get(t, "POST", base+"/webhooks/stripe"); code != http.StatusTeapot || hits.Load() != 1 {
+		t.Fatalf("POST /webhooks/stripe = %d (%d hits): not routed to the handler", code, hits.Load())
+	}
+	for _, m := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		code, body, h := get(t, m, base+"/webhooks/stripe")
+		if code != http.StatusMethodNotAllowed || h.Get("Allow") != "POST" || (m != "HEAD" && !strings.Contains(body, "405")) {
+			t.Errorf("%s /webhooks/stripe = %d %q (Allow %q): want 405 with Allow: POST", m, code, body, h.Get("Allow"))
+		}
+	}
+	for _, p := range []string{"/webhooks/stripe/", "/webhooks", "/webhooks/", "/webhooks/stripe/x", "/webhooks/Stripe"} {
+		if code, _, _ := get(t, "POST", base+p); code != http.StatusNotFound {
+			t.Errorf("POST %s = %d, want 404", p, code)
+		}
+	}
+	if hits.Load() != 1 {
+		t.Errorf("the handler ran %d times, want 1", hits.Load())
+	}
+}
+
+// TestNeverRedirects: paths that ServeMux would redirect to their cleaned
+// form are 404s instead; nothing answers 3xx.
+func TestNeverRedirects(t *testing.T) {
+	base := serveRoutes(t, &pinger{}, Routes{Webhook: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})})
+	for _, p := range []string{"//webhooks/stripe", "/webhooks//stripe", "/webhooks/./stripe", "/x/../webhooks/stripe",
+		"/webhooks/stripe/.", "//healthz", "/healthz/../healthz", "/%2e%2e/etc/passwd", "/./"} {
+		for _, m := range []string{"GET", "POST"} {
+			code, _, h := get(t, m, base+p)
+			if code/100 == 3 || h.Get("Location") != "" {
+				t.Errorf("%s %s = %d (Location %q): redirected", m, p, code, h.Get("Location"))
+			}
+			if code != http.StatusNotFound {
+				t.Errorf("%s %s = %d, want 404", m, p, code)
+			}
+		}
+	}
+	// The raw request line, as a client that does not clean paths sends it.
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("POST /webhooks/../webhooks/stripe HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, _ := io.ReadAll(c)
+	if !strings.HasPrefix(string(resp), "HTTP/1.1 404") {
+		t.Errorf("raw dot-dot path: %q", strings.SplitN(string(resp), "\r\n", 2)[0])
+	}
+}
+
 func TestServerTimeouts(t *testing.T) {
 	srv := NewServer(http.NotFoundHandler(), slog.New(slog.DiscardHandler))
 	if srv.ReadHeaderTimeout != 5*time.Second || srv.ReadTimeout != 15*time.Second || srv.WriteTimeout != 15*time.Second ||
@@ -113,7 +183,7 @@ func TestServerTimeouts(t *testing.T) {
 // disconnected (ReadHeaderTimeout), so it cannot hold the server.
 func TestSlowHeaderIsCut(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	srv := NewServer(Handler(&pinger{}, slog.New(slog.DiscardHandler)), slog.New(slog.DiscardHandler))
+	srv := NewServer(Handler(&pinger{}, slog.New(slog.DiscardHandler), Routes{}), slog.New(slog.DiscardHandler))
 	srv.ReadHeaderTimeout = 200 * time.Millisecond
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
