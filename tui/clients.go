@@ -147,13 +147,15 @@ type (
 		err      error
 	}
 	// clientDetailMsg is a client opened in detail (audited as viewed)
-	// with the audit rows about it.
+	// with its recent billing events and the audit rows about it.
 	clientDetailMsg struct {
-		seq       int
-		c         store.Client
-		events    []store.Event
-		err       error
-		eventsErr error
+		seq        int
+		c          store.Client
+		billing    []store.BillingEvent
+		billingErr error
+		events     []store.Event
+		err        error
+		eventsErr  error
 	}
 	// clientEventsMsg refreshes the audit rows of the detail.
 	clientEventsMsg struct {

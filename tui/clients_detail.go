@@ -18,6 +18,10 @@ import (
 // clientAuditRows is how many audit rows about a client the detail shows.
 const clientAuditRows = 50
 
+// clientBillingRows is how many billing events of a client the detail
+// shows (newest first).
+const clientBillingRows = 20
+
 // clientDetail is a client shown in detail. Only its customer id is
 // known until ViewClient (audited as client.viewed) answers.
 type clientDetail struct {
@@ -27,6 +31,9 @@ type clientDetail struct {
 	c      store.Client
 	events []store.Event
 	evErr  string
+	// billing is the client's recent billing activity (from webhooks).
+	billing []store.BillingEvent
+	billErr string
 
 	notes    *textarea.Model // open while the notes are edited
 	notesErr string
@@ -47,8 +54,9 @@ func (s *clientsScreen) openDetail(id string) tea.Cmd {
 		if err != nil {
 			return clientDetailMsg{seq: seq, err: err}
 		}
+		billing, billErr := st.BillingEvents(ctx, id, clientBillingRows)
 		events, evErr := st.ClientAudit(ctx, id, clientAuditRows)
-		return clientDetailMsg{seq: seq, c: c, events: events, eventsErr: evErr}
+		return clientDetailMsg{seq: seq, c: c, billing: billing, billingErr: billErr, events: events, eventsErr: evErr}
 	})
 }
 
@@ -63,6 +71,7 @@ func (s *clientsScreen) gotDetail(msg clientDetailMsg) tea.Cmd {
 		return nil
 	}
 	d.c, d.events, d.evErr, d.loaded = msg.c, msg.events, store.ErrorMessage(msg.eventsErr), true
+	d.billing, d.billErr = msg.billing, store.ErrorMessage(msg.billingErr)
 	s.vp.SetContent(s.detailContent(d))
 	s.vp.GotoTop()
 	return nil
@@ -211,9 +220,7 @@ func (s *clientsScreen) detailContent(d *clientDetail) string {
 		s.fieldsSection(d),
 		s.metadataSection(d),
 		s.notesSection(d),
-		// Recent billing events (the webhooks issue) go here, between the
-		// notes and the audit trail: one more detailSection built from the
-		// client's stored events, loaded with the detail.
+		s.billingSection(d),
 		s.auditSection(d),
 	}
 	st := s.e.st
@@ -320,6 +327,54 @@ func (s *clientsScreen) notesSection(d *clientDetail) detailSection {
 		title += st.dim.Render("  e edit")
 	}
 	return detailSection{title: title, body: body}
+}
+
+// billingSection is the client's recent billing activity, newest first:
+// date, type, summary and amount, one line each.
+func (s *clientsScreen) billingSection(d *clientDetail) detailSection {
+	st := s.e.st
+	if d.billErr != "" {
+		return detailSection{title: "Billing events", body: st.err.Render(clean(d.billErr))}
+	}
+	title := "Billing events (" + itoa(len(d.billing)) + ")"
+	if len(d.billing) >= clientBillingRows {
+		title = "Billing events (newest " + itoa(clientBillingRows) + ")"
+	}
+	if len(d.billing) == 0 {
+		return detailSection{title: title, body: st.dim.Render("— none received from Stripe yet")}
+	}
+	typeW, amountW := 0, 0
+	amounts := make([]string, len(d.billing))
+	for i, b := range d.billing {
+		typeW = max(typeW, lipgloss.Width(clean(b.Type)))
+		if b.Amount != 0 || b.Currency != "" {
+			amounts[i] = fmtMoney(b.Amount, b.Currency)
+		}
+		amountW = max(amountW, lipgloss.Width(amounts[i]))
+	}
+	// date  type  summary  amount: the summary takes the room left, the
+	// type giving some up (shortened in the middle) when it is narrow.
+	typeW = min(typeW, 30)
+	room := max(20, s.w) - 10 - 2 - 2 - 2 - amountW
+	if room-typeW < 30 {
+		typeW = min(typeW, max(16, room-30))
+	}
+	sumW := max(10, room-typeW)
+	rows := make([]string, len(d.billing))
+	for i, b := range d.billing {
+		when := fmtDate(b.Created)
+		summary := clean(b.Summary)
+		if summary == "" {
+			summary = clean(b.ObjectID)
+			if b.Status != "" {
+				summary += " " + clean(b.Status)
+			}
+		}
+		line := when + "  " + padRight(shortenMiddle(clean(b.Type), typeW), typeW) + "  " +
+			padRight(truncate(summary, sumW), sumW) + "  " + padLeft(amounts[i], amountW)
+		rows[i] = strings.TrimRight(line, " ")
+	}
+	return detailSection{title: title, body: strings.Join(rows, "\n")}
 }
 
 func (s *clientsScreen) auditSection(d *clientDetail) detailSection {

@@ -2,8 +2,11 @@ package tui
 
 import (
 	"slices"
+	"strings"
 
 	"github.com/charmbracelet/bubbles/table"
+	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 )
 
 // column describes one column of a grid.
@@ -13,6 +16,11 @@ type column struct {
 	max   int  // widest it grows to when there is room (0: min)
 	prio  int  // columns with a higher prio are dropped first when narrow
 	right bool // right-aligned (amounts)
+	mid   bool // shortened in the middle when too wide (ids: "evt_1N…Kf3pA")
+	// tint, when set, colours a cell by its text (not on the selected
+	// row, which has the selection's colours). The text must tell the
+	// values apart by itself: without colour it is all there is.
+	tint func(text string) (lipgloss.Style, bool)
 }
 
 // grid wraps bubbles/table: it picks the columns that fit the width (lowest
@@ -129,6 +137,9 @@ func (g *grid) rebuild(cursor int) {
 		for j, i := range g.shown {
 			if i < len(vals) {
 				row[j] = clean(vals[i])
+				if g.cols[i].mid {
+					row[j] = shortenMiddle(row[j], g.widths[j])
+				}
 				if g.cols[i].right {
 					row[j] = padLeft(row[j], g.widths[j])
 				}
@@ -177,9 +188,63 @@ func (g *grid) mark() {
 	g.t.UpdateViewport()
 }
 
-func (g *grid) len() int     { return len(g.raw) }
-func (g *grid) cursor() int  { return g.t.Cursor() }
-func (g *grid) view() string { return g.t.View() }
+func (g *grid) len() int    { return len(g.raw) }
+func (g *grid) cursor() int { return g.t.Cursor() }
+
+// view renders the table, with the tinted columns coloured.
+func (g *grid) view() string {
+	v := g.t.View()
+	if g.st.ascii || !slices.ContainsFunc(g.shown, func(i int) bool { return g.cols[i].tint != nil }) {
+		return v
+	}
+	lines := strings.Split(v, "\n")
+	for i := 1; i < len(lines); i++ { // line 0 is the header
+		lines[i] = g.tintLine(lines[i])
+	}
+	return strings.Join(lines, "\n")
+}
+
+// tintLine colours the tinted cells of one rendered row. Rows other than
+// the selected one are plain text (cells have padding only), so cells
+// are found by their offsets; the selected row starts with its style's
+// escape sequence and is left as it is.
+func (g *grid) tintLine(line string) string {
+	if strings.HasPrefix(line, "\x1b") || strings.TrimSpace(line) == "" {
+		return line
+	}
+	off := 0
+	for j, i := range g.shown {
+		w := g.widths[j]
+		start := off + 1 // the cell's left padding
+		off += w + 2
+		tint := g.cols[i].tint
+		if tint == nil {
+			continue
+		}
+		cell := ansi.Cut(line, start, start+w)
+		style, ok := tint(strings.TrimSpace(cell))
+		if !ok {
+			continue
+		}
+		line = ansi.Cut(line, 0, start) + style.Render(cell) + ansi.Cut(line, start+w, lipgloss.Width(line))
+	}
+	return line
+}
+
+// shortenMiddle cuts s to width w by leaving out its middle, so that both
+// ends of an id stay readable.
+func shortenMiddle(s string, w int) string {
+	if w <= 0 || lipgloss.Width(s) <= w {
+		return s
+	}
+	if w < 5 {
+		return ansi.Truncate(s, w, "…")
+	}
+	head := w / 2
+	tail := w - 1 - head
+	n := lipgloss.Width(s)
+	return ansi.Cut(s, 0, head) + "…" + ansi.Cut(s, n-tail, n)
+}
 
 // pageRows is how many rows are visible.
 func (g *grid) pageRows() int { return max(1, g.height-1) }

@@ -42,6 +42,13 @@ type keyMap struct {
 	FilterTime   key.Binding
 	ClearFilters key.Binding
 
+	// Webhooks screen.
+	WebhookStatus   key.Binding
+	WebhookType     key.Binding
+	WebhookRejected key.Binding
+	WebhookEvents   key.Binding // back from the rejected attempts
+	WebhookReplay   key.Binding
+
 	// Staff screen.
 	StaffAdd       key.Binding
 	StaffRemove    key.Binding
@@ -103,6 +110,12 @@ func newKeyMap() *keyMap {
 		FilterAction: b([]string{"A", "c"}, "A/c", "filter action"),
 		FilterTime:   b([]string{"t"}, "t", "time range"),
 		ClearFilters: b([]string{"x"}, "x", "clear filters"),
+
+		WebhookStatus:   b([]string{"s"}, "s", "status any/failed/processed/ignored"),
+		WebhookType:     b([]string{"t"}, "t", "filter type"),
+		WebhookRejected: b([]string{"R"}, "R", "rejected attempts"),
+		WebhookEvents:   b([]string{"R", "esc"}, "R/esc", "back to events"),
+		WebhookReplay:   b([]string{"r"}, "r", "replay"),
 
 		StaffAdd:       b([]string{"n"}, "n", "add staff"),
 		StaffRemove:    b([]string{"d"}, "d", "remove staff"),

@@ -241,10 +241,10 @@ func (s *keyScreen) view() string {
 	switch {
 	case s.e.keyErr != "" && !s.e.keyLoaded:
 		b.WriteString(st.err.Render(wrap(s.e.keyErr, s.w)) + "\n")
-		return b.String()
+		return s.secretView() + b.String()
 	case !s.e.keyLoaded:
 		b.WriteString(st.dim.Render("loading…"))
-		return b.String()
+		return s.secretView() + b.String()
 	}
 	ks := s.e.keyStatus
 	rows := [][2]string{{"Source", sourceText(ks.Source)}}
@@ -275,7 +275,17 @@ func (s *keyScreen) view() string {
 		b.WriteString("\n")
 	}
 	b.WriteString(st.dim.Render("Press u to update the key."))
-	return b.String()
+	return s.secretView() + b.String()
+}
+
+// secretView warns, above everything else, that no webhook secret is
+// configured.
+func (s *keyScreen) secretView() string {
+	if s.e.secret {
+		return ""
+	}
+	return s.e.st.secretWarning() + "\n" +
+		s.e.st.dim.Render(wrap("Stripe's webhooks are refused until STRIPE_WEBHOOK_SECRET is set.", max(20, s.w))) + "\n\n"
 }
 
 func (s *keyScreen) formView() string {

@@ -209,3 +209,12 @@ func (s *styles) viewBar(p progress.Model, percent float64) string {
 	}
 	return p.ViewAs(percent)
 }
+
+// secretWarning says that no Stripe webhook secret is configured (the
+// endpoint then refuses every event).
+func (s *styles) secretWarning() string {
+	if s.ascii {
+		return "! webhook secret not set"
+	}
+	return s.err.Render("⚠ webhook secret not set")
+}

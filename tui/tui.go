@@ -1,7 +1,7 @@
 // Package tui is Backroom's console: the Bubble Tea program for one SSH
-// session. It shows the Stripe key, the clients, the audit log and (for
-// admins) staff and live sessions, or, for a member enrolling at login, only
-// the enrollment screen.
+// session. It shows the Stripe key, the clients, the audit log, Stripe's
+// webhook events and (for admins) staff and live sessions, or, for a member
+// enrolling at login, only the enrollment screen.
 //
 // Every store call runs in a tea.Cmd; Update and View never do I/O. Styles
 // and key bindings are built per session from the session's renderer, and
@@ -47,6 +47,15 @@ type Store interface {
 	SetClientNotes(ctx context.Context, a store.Actor, customerID, notes string) error
 	AddClient(ctx context.Context, a store.Actor, d store.ClientData) (store.Client, error)
 	ForgetClient(ctx context.Context, a store.Actor, customerID string) error
+	BillingEvents(ctx context.Context, customerID string, limit int) ([]store.BillingEvent, error)
+
+	ListWebhooks(ctx context.Context, q store.WebhookQuery) ([]store.WebhookEvent, error)
+	GetWebhook(ctx context.Context, eventID string) (store.WebhookEvent, error)
+	WebhookAttempts(ctx context.Context, eventID string) ([]store.WebhookAttempt, error)
+	CountFailedWebhooks(ctx context.Context) (int, error)
+	ReplayWebhook(ctx context.Context, a store.Actor, eventID string, process store.Processor) (string, error)
+	ListRejected(ctx context.Context, beforeID int64, limit int) ([]store.WebhookAttempt, error)
+	RejectedDropped(ctx context.Context, since time.Time) (int64, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -105,6 +114,14 @@ type Options struct {
 	// ClientSync syncs clients with Stripe and links customers; nil makes
 	// those actions say that sync is not available in this session.
 	ClientSync ClientSync
+	// WebhookProcessor reprocesses a stored webhook event when staff
+	// replay it (the server passes its processors registry); nil makes
+	// replay say it is not available in this session.
+	WebhookProcessor store.Processor
+	// WebhookSecretSet tells whether a Stripe webhook secret is
+	// configured; without one the console says "webhook secret not set"
+	// (the endpoint refuses every event).
+	WebhookSecretSet bool
 	// Actor is the staff member of this session.
 	Actor store.Actor
 	// Fingerprint is the SHA256 fingerprint of the key they signed with.
@@ -145,6 +162,8 @@ type env struct {
 	store    Store
 	sessions Sessions
 	sync     ClientSync
+	replay   store.Processor
+	secret   bool // a webhook secret is configured
 	actor    store.Actor
 	fp       string
 	now      func() time.Time
@@ -157,6 +176,7 @@ type env struct {
 	keyLoaded bool
 	keyErr    string
 	locked    int
+	failed    int // failed webhook events awaiting review
 	headerSeq int
 
 	statusText string
@@ -193,10 +213,13 @@ type headerMsg struct {
 	statusErr error
 	locked    int
 	lockedErr error
+	failed    int
+	failedErr error
 }
 
-// reloadHeader loads the key status and, for admins, the attention
-// counters. Older loads still in flight are discarded.
+// reloadHeader loads the key status and the attention counters: failed
+// webhooks for everyone, locked accounts for admins. Older loads still in
+// flight are discarded.
 func (e *env) reloadHeader() tea.Cmd {
 	e.headerSeq++
 	seq := e.headerSeq
@@ -204,6 +227,7 @@ func (e *env) reloadHeader() tea.Cmd {
 	return e.call(func(ctx context.Context) tea.Msg {
 		msg := headerMsg{seq: seq}
 		msg.status, msg.statusErr = st.KeyStatus(ctx)
+		msg.failed, msg.failedErr = st.CountFailedWebhooks(ctx)
 		if admin {
 			msg.locked, msg.lockedErr = st.CountLocked(ctx)
 		}
@@ -273,6 +297,8 @@ func New(o Options) *Model {
 		store:    o.Store,
 		sessions: o.Sessions,
 		sync:     o.ClientSync,
+		replay:   o.WebhookProcessor,
+		secret:   o.WebhookSecretSet,
 		actor:    o.Actor,
 		fp:       o.Fingerprint,
 		now:      o.Now,
@@ -288,7 +314,7 @@ func New(o Options) *Model {
 	} else {
 		// Everyone's screens first, so that their numbers are the same
 		// for staff and admins.
-		m.screens = []screen{newKeyScreen(e), newClientsScreen(e), newAuditScreen(e)}
+		m.screens = []screen{newKeyScreen(e), newClientsScreen(e), newAuditScreen(e), newWebhooksScreen(e)}
 		if e.admin() {
 			m.screens = append(m.screens, newStaffScreen(e))
 			if o.Sessions != nil {
@@ -375,6 +401,9 @@ func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 		if msg.lockedErr == nil {
 			m.e.locked = msg.locked
 		}
+		if msg.failedErr == nil {
+			m.e.failed = msg.failed
+		}
 		return m, nil
 	case tea.KeyMsg:
 		return m, m.key(msg)
@@ -404,6 +433,8 @@ func owns(s screen, msg tea.Msg) bool {
 		case auditPageMsg, auditActionsMsg:
 			return true
 		}
+	case *webhooksScreen:
+		return isWebhooksMsg(msg)
 	case *staffScreen:
 		switch msg.(type) {
 		case staffListMsg, staffDoneMsg:
@@ -530,10 +561,16 @@ type counter struct {
 	label string
 }
 
-// counters lists the header's attention counters. Failed webhooks join
-// them when webhooks arrive.
+// counters lists the header's attention counters, most urgent first.
 func (m *Model) counters() []counter {
 	var cs []counter
+	if m.e.failed > 0 {
+		label := "failed webhooks"
+		if m.e.failed == 1 {
+			label = "failed webhook"
+		}
+		cs = append(cs, counter{m.e.failed, label})
+	}
 	if m.e.admin() && m.e.locked > 0 {
 		cs = append(cs, counter{m.e.locked, "locked"})
 	}
@@ -558,7 +595,26 @@ func (m *Model) headerView() string {
 		for _, c := range m.counters() {
 			parts = append(parts, st.alert.Render(itoa(c.n)+" "+c.label))
 		}
-		right = strings.Join(parts, "  ")
+		if !m.e.secret {
+			parts = append(parts, st.secretWarning())
+		}
+		// As many items as fit, most urgent first (the Webhooks and Key
+		// screens repeat the missing secret).
+		room := m.width - lipgloss.Width(left) - 1
+		for _, p := range parts {
+			w := lipgloss.Width(p)
+			if right != "" {
+				w += 2
+			}
+			if w > room {
+				break
+			}
+			room -= w
+			if right != "" {
+				right += "  "
+			}
+			right += p
+		}
 	}
 	return spread(left, right, m.width)
 }

@@ -36,7 +36,7 @@ func TestFirstFrameIsComplete(t *testing.T) {
 	m := New(Options{Store: st, Actor: sshActor("alice", store.RoleAdmin), Fingerprint: alice.fp, Now: c.Now, Width: 80, Height: 24})
 	h := &harness{t: t, m: m}
 	// Before Init and before any query answered.
-	h.mustSee("Backroom", "alice", "(admin)", "1 Key", "2 Clients", "3 Audit", "4 Staff", "loading…", "? help", "q quit")
+	h.mustSee("Backroom", "alice", "(admin)", "1 Key", "2 Clients", "3 Audit", "4 Webhooks", "5 Staff", "loading…", "? help", "q quit")
 	h.checkFits(80, 24)
 }
 
@@ -324,15 +324,15 @@ func TestStaffHiddenFromStaff(t *testing.T) {
 	addMember(t, st, "alice", true, false)
 	bob := addMember(t, st, "bob", false, false)
 	h := newHarness(t, c, Options{Store: st, Actor: sshActor("bob", store.RoleStaff), Fingerprint: bob.fp, Sessions: &fakeSessions{}})
-	if len(h.m.screens) != 3 {
+	if len(h.m.screens) != 4 {
 		t.Fatalf("staff member has %d screens", len(h.m.screens))
 	}
-	h.mustSee("1 Key", "2 Clients", "3 Audit", "(staff)")
+	h.mustSee("1 Key", "2 Clients", "3 Audit", "4 Webhooks", "(staff)")
 	h.mustNotSee("Staff", "Sessions", "locked")
-	for _, k := range []string{"4", "5", "tab", "tab", "tab", "shift+tab", "4"} {
+	for _, k := range []string{"5", "6", "tab", "tab", "tab", "tab", "shift+tab", "5"} {
 		h.keys(k)
 		switch h.m.screens[h.m.active].(type) {
-		case *keyScreen, *clientsScreen, *auditScreen:
+		case *keyScreen, *clientsScreen, *auditScreen, *webhooksScreen:
 		default:
 			t.Fatalf("key %q reached an admin screen", k)
 		}
@@ -343,7 +343,7 @@ func TestStaffHiddenFromStaff(t *testing.T) {
 func TestStaffScreen(t *testing.T) {
 	h, st, _ := admin(t, Options{Width: 100, Height: 30})
 	ctx := context.Background()
-	h.keys("4")
+	h.keys("5")
 	h.mustSee("name", "role", "TOTP", "alice", "admin", "enrolled")
 
 	// Add bob, enrolling at login (the default).
@@ -364,13 +364,13 @@ func TestStaffScreen(t *testing.T) {
 	h.mustSee("bob", "pending")
 	h.keys("/")
 	h.typeText("bo")
-	if sh := h.m.screens[3].(*staffScreen).shown; len(sh) != 1 || sh[0].Name != "bob" {
+	if sh := h.m.screens[4].(*staffScreen).shown; len(sh) != 1 || sh[0].Name != "bob" {
 		t.Fatalf("search shows %+v", sh)
 	}
 	h.keys("enter")
 	h.mustSee("search: bo")
 	h.keys("esc")
-	if sh := h.m.screens[3].(*staffScreen).shown; len(sh) != 2 {
+	if sh := h.m.screens[4].(*staffScreen).shown; len(sh) != 2 {
 		t.Fatalf("esc left %d rows", len(sh))
 	}
 
@@ -398,7 +398,7 @@ func TestStaffScreen(t *testing.T) {
 	// Removing needs the typed name.
 	sel := func(name string) {
 		t.Helper()
-		s := h.m.screens[3].(*staffScreen)
+		s := h.m.screens[4].(*staffScreen)
 		for i, m := range s.shown {
 			if m.Name == name {
 				s.grid.setCursor(i)
@@ -450,7 +450,7 @@ func TestStaffScreen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.keys("1", "4")
+	h.keys("1", "5")
 	h.mustSee("1 locked", "2026-11-27 12:15:00")
 	sel("carol")
 	h.keys("u", "y")
@@ -479,7 +479,7 @@ func TestStaffScreen(t *testing.T) {
 	if _, err := st.AddStaff(ctx, cliActor, store.AddStaffRequest{Name: "carol", Key: k2, Comment: "carol@desktop"}); err != nil {
 		t.Fatal(err)
 	}
-	h.keys("1", "4")
+	h.keys("1", "5")
 	sel("carol")
 	h.keys("enter")
 	h.mustSee("Keys (2)", "fingerprint", "ssh-ed25519", "carol@laptop", "carol@desktop")
@@ -533,7 +533,7 @@ func TestSessionsScreen(t *testing.T) {
 	if len(h.ticks) != 0 {
 		t.Fatalf("ticks while the Sessions screen is hidden: %d", len(h.ticks))
 	}
-	h.keys("5")
+	h.keys("6")
 	h.mustSee("alice (you)", "bob", "203.0.113.9:40000", "5m00s", "SHA256:bobbobbo…", "2 live sessions")
 	if len(h.ticks) != 1 || h.ticks[0].d != 2*time.Second {
 		t.Fatalf("ticks: %+v", h.ticks)
@@ -565,8 +565,8 @@ func TestSessionsScreen(t *testing.T) {
 		t.Fatalf("hidden screen refreshed (%d → %d calls, %d ticks)", calls, fs.calls, len(h.ticks))
 	}
 	// End bob's session.
-	h.keys("5")
-	s := h.m.screens[4].(*sessionsScreen)
+	h.keys("6")
+	s := h.m.screens[5].(*sessionsScreen)
 	for i, si := range s.list {
 		if si.User == "bob" {
 			s.grid.setCursor(i)
@@ -666,7 +666,7 @@ func TestFullHelp(t *testing.T) {
 	h.keys("?")
 	h.mustNotSee("quit (always)")
 	h.mustSee("rows")
-	h.keys("4", "?")
+	h.keys("5", "?")
 	h.mustSee("add staff", "remove staff", "reset TOTP", "unlock", "admin/staff")
 	h.keys("esc")
 	h.mustNotSee("(? or esc closes)")
@@ -684,7 +684,7 @@ func TestLayoutFits(t *testing.T) {
 			Renderer: testRenderer(colour), Width: 80, Height: 24})
 		for _, size := range [][2]int{{80, 24}, {120, 40}, {100, 30}, {80, 24}} {
 			h.send(tea.WindowSizeMsg{Width: size[0], Height: size[1]})
-			for _, screen := range []string{"1", "2", "3", "4", "5"} {
+			for _, screen := range []string{"1", "2", "3", "4", "5", "6"} {
 				h.keys(screen)
 				h.checkFits(size[0], size[1])
 				if screen == "3" {
@@ -699,6 +699,13 @@ func TestLayoutFits(t *testing.T) {
 					h.keys("?")
 				}
 				if screen == "4" {
+					h.keys("R")
+					h.checkFits(size[0], size[1])
+					h.keys("esc", "s", "t")
+					h.checkFits(size[0], size[1])
+					h.keys("esc", "s", "s", "s")
+				}
+				if screen == "5" {
 					h.keys("n")
 					h.checkFits(size[0], size[1])
 					h.keys("esc", "enter")

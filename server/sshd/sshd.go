@@ -45,6 +45,12 @@ type Config struct {
 	// ClientSync syncs clients with Stripe from the console; nil makes the
 	// console say sync is not available.
 	ClientSync tui.ClientSync
+	// WebhookProcessor reprocesses stored webhook events replayed from the
+	// console; nil makes the console say replay is not available.
+	WebhookProcessor store.Processor
+	// WebhookSecretSet tells the console whether a webhook secret is
+	// configured (without one it says "webhook secret not set").
+	WebhookSecretSet bool
 }
 
 // Server is the SSH server.
@@ -319,6 +325,9 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 			Height:      pty.Window.Height,
 			Now:         s.cfg.Now,
 			Context:     sess.Context(),
+
+			WebhookProcessor: s.cfg.WebhookProcessor,
+			WebhookSecretSet: s.cfg.WebhookSecretSet,
 		}
 		if w.mode == modeEnroll {
 			opts.Enroll = true
