@@ -215,6 +215,28 @@ CREATE TABLE billing_events (
 );
 CREATE INDEX billing_events_customer ON billing_events (customer_id, stripe_created, id);
 `,
+	// 8: the web admin — passwords (argon2id), sessions and one-time
+	// sign-in links (only hashes of their tokens).
+	`
+ALTER TABLE staff ADD COLUMN password_hash TEXT;
+CREATE TABLE web_sessions (
+	hash        TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	last_seen   INTEGER NOT NULL,
+	expires_at  INTEGER NOT NULL,
+	remote_addr TEXT NOT NULL DEFAULT '',
+	user_agent  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX web_sessions_name ON web_sessions (name);
+CREATE TABLE signin_links (
+	hash       TEXT PRIMARY KEY,
+	name       TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	expires_at INTEGER NOT NULL,
+	used_at    INTEGER
+);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

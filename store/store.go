@@ -75,6 +75,7 @@ type Store struct {
 	sealer     *sealer
 	auditMK    []byte // HMAC key of the audit chain
 	recoveryMK []byte // HMAC key of recovery-code hashes
+	csrfMK     []byte // HMAC key of web form tokens
 
 	lockoutAfter int
 	lockoutFor   time.Duration
@@ -99,6 +100,10 @@ type Store struct {
 	stmtAuditLast   *sql.Stmt // the last audit row
 	stmtAuditInsert *sql.Stmt
 	reads           sync.Map // query text → *sql.Stmt on the read pool
+
+	hashSlots chan struct{} // at most MaxConcurrentHashes password hashes at once
+	dummyOnce sync.Once
+	dummy     string
 }
 
 // Open opens (creating when needed) the data directory and its database,
@@ -158,6 +163,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 	s.auditMK = deriveKey(opts.MasterKey, "backroom audit chain v1")
 	s.recoveryMK = deriveKey(opts.MasterKey, "backroom recovery codes v1")
+	s.csrfMK = deriveKey(opts.MasterKey, "backroom web csrf v1")
 
 	base := "file:" + (&url.URL{Path: dbPath}).EscapedPath()
 	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
@@ -177,6 +183,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.rdb.SetMaxIdleConns(8)
 
 	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
+	s.hashSlots = make(chan struct{}, MaxConcurrentHashes)
 	go s.runWriter()
 
 	if err := s.migrate(ctx); err != nil {
