@@ -13,7 +13,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 
 	"backroom/store"
@@ -54,26 +53,8 @@ func (f auditFilter) query() store.AuditQuery {
 	return store.AuditQuery{Actor: f.actor, ActionPrefix: f.action, Since: f.since, Until: f.until, Search: f.search}
 }
 
-// pageKind says which page a load asks for.
-type pageKind int
-
-const (
-	pageNewest pageKind = iota // the newest rows
-	pageOlder                  // rows older than the current page
-	pageNewer                  // rows newer than the current page
-	pageOldest                 // the oldest rows
-	pageAt                     // the current page again, from its first row
-)
-
-// auditPageMsg is one page of audit rows (newest first; ascending for
-// pageOldest) and the load it answers.
-type auditPageMsg struct {
-	seq  int
-	kind pageKind
-	size int
-	rows []store.Event
-	err  error
-}
+// auditPageMsg is one page of audit rows and the load it answers.
+type auditPageMsg = keysetPageMsg[store.Event]
 
 // auditActionsMsg lists the actions present, for the action filter.
 type auditActionsMsg struct {
@@ -99,22 +80,10 @@ type auditInput struct {
 
 // auditScreen lists the audit log newest first, one keyset page at a time.
 type auditScreen struct {
+	keysetList[store.Event]
 	e      *env
 	w, h   int
-	grid   *grid
 	filter auditFilter
-
-	rows        []store.Event // the current page, newest first
-	hasOlder    bool
-	hasNewer    bool
-	offset      int // rows above the page (when known)
-	offsetKnown bool
-	loading     bool
-	loaded      bool
-	started     bool
-	seq         int
-	cancel      context.CancelFunc
-	wantCursor  int // where the cursor goes when the page arrives (-1: last row)
 
 	input          *auditInput
 	actions        []string
@@ -122,12 +91,12 @@ type auditScreen struct {
 	actionIdx      int
 
 	detail *store.Event
-	vp     viewport.Model
+	vp     pane
 }
 
 func newAuditScreen(e *env) *auditScreen {
-	s := &auditScreen{e: e, offsetKnown: true}
-	s.grid = newGrid(e.st, []column{
+	s := &auditScreen{e: e, vp: newPane(e.st)}
+	g := newGrid(e.st, []column{
 		{title: "time (UTC)", min: 19, prio: 0},
 		{title: "actor", min: 8, max: 16, prio: 1},
 		{title: "action", min: 14, max: 24, prio: 2},
@@ -135,8 +104,9 @@ func newAuditScreen(e *env) *auditScreen {
 		{title: "channel", min: 7, prio: 5},
 		{title: "remote address", min: 15, max: 39, prio: 3},
 	})
-	s.vp = viewport.New(0, 0)
-	s.vp.Style = e.st.plain
+	s.keysetList = newKeysetList(e, g, func(ev store.Event) int64 { return ev.ID }, func(ev store.Event) []string {
+		return []string{fmtTime(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Channel, hostOnly(ev.RemoteAddr)}
+	}, s.reader)
 	return s
 }
 
@@ -145,25 +115,14 @@ func (s *auditScreen) capturing() bool { return s.input != nil }
 func (s *auditScreen) deactivate()     {}
 
 func (s *auditScreen) activate() tea.Cmd {
-	if !s.started {
-		s.started = true
-		return s.load(pageNewest, 0)
+	if s.detail != nil {
+		return nil
 	}
-	if s.detail == nil && s.offsetKnown && s.offset == 0 && !s.loading {
-		// Back on the newest page: show what happened meanwhile.
-		s.wantCursor = s.grid.cursor()
-		return s.load(pageNewest, 0)
-	}
-	return nil
+	return s.visit()
 }
 
-// pageSize is the number of rows a page holds: what the table shows.
-func (s *auditScreen) pageSize() int { return s.grid.pageRows() }
-
 func (s *auditScreen) setSize(w, h int) tea.Cmd {
-	old := s.pageSize()
 	s.w, s.h = w, h
-	s.grid.setSize(w, max(2, h-1))
 	s.vp.Width, s.vp.Height = w, max(1, h-1)
 	if s.input != nil {
 		s.input.ti.Width = max(10, w-20)
@@ -171,44 +130,19 @@ func (s *auditScreen) setSize(w, h int) tea.Cmd {
 	if s.detail != nil {
 		s.vp.SetContent(s.detailContent(*s.detail))
 	}
-	if !s.started || s.pageSize() == old || len(s.rows) == 0 {
-		return nil
-	}
-	s.wantCursor = min(s.grid.cursor(), s.pageSize()-1)
-	if s.offsetKnown && s.offset == 0 {
-		return s.load(pageNewest, 0)
-	}
-	return s.load(pageAt, s.rows[0].ID+1)
+	return s.resize(w, max(2, h-1))
 }
 
-// load asks for a page in a Cmd. A newer load cancels and supersedes any
-// older one still running: its result is dropped.
-func (s *auditScreen) load(kind pageKind, anchor int64) tea.Cmd {
-	s.seq++
-	seq := s.seq
-	if s.cancel != nil {
-		s.cancel()
-	}
-	ctx, cancel := context.WithCancel(s.e.ctx)
-	s.cancel = cancel
-	size := s.pageSize()
-	q := s.filter.query()
-	q.Limit = size + 1 // one more tells whether there is a further page
-	switch kind {
-	case pageOlder, pageAt:
-		q.BeforeID = anchor
-	case pageNewer:
-		q.AfterID = anchor
-	case pageOldest:
-		q.Oldest = true
-	}
-	s.loading = true
-	st := s.e.store
-	return func() tea.Msg {
-		ctx, stop := context.WithTimeout(ctx, storeTimeout)
-		defer stop()
+// reader reads pages with the filter as it is now.
+func (s *auditScreen) reader() keysetReader[store.Event] {
+	st, q := s.e.store, s.filter.query()
+	return func(ctx context.Context, p keysetQuery) ([]store.Event, error) {
+		q.BeforeID, q.AfterID, q.Limit, q.Oldest = p.before, p.after, p.limit, p.kind == pageOldest
 		rows, err := st.ListAudit(ctx, q)
-		return auditPageMsg{seq: seq, kind: kind, size: size, rows: rows, err: err}
+		if q.Oldest {
+			slices.Reverse(rows) // newest first, as every page
+		}
+		return rows, err
 	}
 }
 
@@ -248,122 +182,16 @@ func (s *auditScreen) update(msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *auditScreen) gotPage(msg auditPageMsg) tea.Cmd {
-	if msg.seq != s.seq {
-		return nil // stale: a newer load superseded it
-	}
-	s.loading = false
-	if s.cancel != nil {
-		s.cancel()
-		s.cancel = nil
-	}
-	if msg.err != nil {
-		s.e.fail(msg.err)
-		return nil
-	}
-	size := msg.size
-	rows := msg.rows
-	more := len(rows) > size
-	switch msg.kind {
-	case pageNewest:
-		if more {
-			rows = rows[:size]
-		}
-		s.hasOlder, s.hasNewer = more, false
-		s.offset, s.offsetKnown = 0, true
-	case pageAt:
-		if more {
-			rows = rows[:size]
-		}
-		s.hasOlder = more
-	case pageOlder:
-		if len(rows) == 0 {
-			s.hasOlder = false
-			s.e.info("This is the oldest page.")
-			return nil
-		}
-		if more {
-			rows = rows[:size]
-		}
-		s.offset += len(s.rows)
-		s.hasOlder, s.hasNewer = more, true
-	case pageNewer:
-		if !more {
-			// Reached the top: show the full newest page.
-			return s.load(pageNewest, 0)
-		}
-		rows = rows[len(rows)-size:]
-		s.offset = max(0, s.offset-len(rows))
-		s.hasOlder, s.hasNewer = true, true
-	case pageOldest:
-		if more {
-			rows = rows[:size]
-		}
-		rows = slices.Clone(rows)
-		slices.Reverse(rows)
-		s.hasOlder, s.hasNewer = false, more
-		s.offsetKnown = !more
-		s.offset = 0
-	}
-	s.rows = rows
-	s.loaded = true
-	raw := make([][]string, len(rows))
-	for i, ev := range rows {
-		raw[i] = []string{fmtTime(ev.Time), ev.Actor, ev.Action, ev.Target, ev.Channel, hostOnly(ev.RemoteAddr)}
-	}
-	c := s.wantCursor
-	if c < 0 || c >= len(rows) {
-		c = len(rows) - 1
-	}
-	s.grid.setRows(raw, c)
-	s.wantCursor = 0
-	return nil
-}
-
 func (s *auditScreen) listKey(k tea.KeyMsg) tea.Cmd {
+	if cmd, ok := s.pageKey(s.e, k, s.moves()); ok {
+		return cmd
+	}
 	keys := s.e.keys
-	n := s.grid.len()
-	cur := s.grid.cursor()
 	switch {
-	case keyMatches(k, keys.Down):
-		if cur >= n-1 && s.hasOlder && n > 0 {
-			s.wantCursor = 0
-			return s.load(pageOlder, s.rows[n-1].ID)
-		}
-		s.grid.down(1)
-	case keyMatches(k, keys.Up):
-		if cur <= 0 && s.hasNewer && n > 0 {
-			s.wantCursor = -1
-			return s.load(pageNewer, s.rows[0].ID)
-		}
-		s.grid.up(1)
-	case keyMatches(k, keys.PageDown):
-		if s.hasOlder && n > 0 {
-			s.wantCursor = cur
-			return s.load(pageOlder, s.rows[n-1].ID)
-		}
-		s.grid.bottom()
-		if s.loaded {
-			s.e.info("This is the oldest page.")
-		}
-	case keyMatches(k, keys.PageUp):
-		if s.hasNewer && n > 0 {
-			s.wantCursor = cur
-			return s.load(pageNewer, s.rows[0].ID)
-		}
-		s.grid.top()
-	case keyMatches(k, keys.Top):
-		s.wantCursor = 0
-		return s.load(pageNewest, 0)
-	case keyMatches(k, keys.Bottom):
-		s.wantCursor = -1
-		return s.load(pageOldest, 0)
 	case keyMatches(k, keys.Open):
-		if cur >= 0 && cur < n {
-			ev := s.rows[cur]
+		if ev, ok := s.selected(); ok {
 			s.detail = &ev
-			s.vp.SetContent(s.detailContent(ev))
-			s.vp.GotoTop()
+			s.vp.reset(s.detailContent(ev))
 		}
 	case keyMatches(k, keys.FilterActor):
 		return s.openInput(inActor, s.filter.actor)
@@ -378,53 +206,38 @@ func (s *auditScreen) listKey(k tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		s.filter = auditFilter{}
-		s.wantCursor = 0
 		s.e.info("Filters cleared.")
-		return s.load(pageNewest, 0)
+		return s.reload()
 	}
 	return nil
 }
 
 func (s *auditScreen) detailKey(k tea.KeyMsg) tea.Cmd {
-	keys := s.e.keys
-	switch {
-	case keyMatches(k, keys.Back):
+	if keyMatches(k, s.e.keys.Back) {
 		s.detail = nil
-	case keyMatches(k, keys.Down):
-		s.vp.ScrollDown(1)
-	case keyMatches(k, keys.Up):
-		s.vp.ScrollUp(1)
-	case keyMatches(k, keys.PageDown):
-		s.vp.PageDown()
-	case keyMatches(k, keys.PageUp):
-		s.vp.PageUp()
-	case keyMatches(k, keys.Top):
-		s.vp.GotoTop()
-	case keyMatches(k, keys.Bottom):
-		s.vp.GotoBottom()
+		return nil
 	}
+	s.vp.scroll(s.e.keys, k)
 	return nil
 }
 
-func (s *auditScreen) openInput(kind inputKind, value string) tea.Cmd {
-	ti := textinput.New()
-	s.e.st.styleInput(&ti)
-	ti.CharLimit = 200
-	ti.Width = max(10, s.w-20)
-	switch kind {
+// text is the prompt and the placeholder of a filter input.
+func (k inputKind) text() (prompt, placeholder string) {
+	switch k {
 	case inActor:
-		ti.Prompt = "actor: "
-		ti.Placeholder = "exact staff name (empty clears)"
+		return "actor: ", "exact staff name (empty clears)"
 	case inAction:
-		ti.Prompt = "action: "
-		ti.Placeholder = "prefix like login. or an action; ←/→ cycle (empty clears)"
+		return "action: ", "prefix like login. or an action; ←/→ cycle (empty clears)"
 	case inTime:
-		ti.Prompt = "time: "
-		ti.Placeholder = "since[..until]: 1h, 24h, 7d, 2026-11-01, RFC 3339 (empty clears)"
-	case inSearch:
-		ti.Prompt = "/"
-		ti.Placeholder = "search actor, action, target, detail, address"
+		return "time: ", "since[..until]: 1h, 24h, 7d, 2026-11-01, RFC 3339 (empty clears)"
 	}
+	return "/", "search actor, action, target, detail, address"
+}
+
+func (s *auditScreen) openInput(kind inputKind, value string) tea.Cmd {
+	prompt, placeholder := kind.text()
+	ti := s.e.st.textInput(prompt, placeholder, 200)
+	ti.Width = max(10, s.w-20)
 	ti.SetValue(value)
 	ti.CursorEnd()
 	s.input = &auditInput{kind: kind, ti: ti}
@@ -440,8 +253,7 @@ func (s *auditScreen) inputKey(k tea.KeyMsg) tea.Cmd {
 		s.input = nil
 		if in.kind == inSearch && s.filter.search != "" {
 			s.filter.search = ""
-			s.wantCursor = 0
-			return s.load(pageNewest, 0)
+			return s.reload()
 		}
 		return nil
 	case keyMatches(k, keys.Submit):
@@ -467,8 +279,7 @@ func (s *auditScreen) inputKey(k tea.KeyMsg) tea.Cmd {
 		// earlier keystrokes are dropped when they arrive late.
 		if v := in.ti.Value(); v != s.filter.search {
 			s.filter.search = v
-			s.wantCursor = 0
-			return tea.Batch(cmd, s.load(pageNewest, 0))
+			return tea.Batch(cmd, s.reload())
 		}
 	}
 	return cmd
@@ -495,8 +306,7 @@ func (s *auditScreen) applyInput() tea.Cmd {
 		return nil // already applied as typed
 	}
 	s.input = nil
-	s.wantCursor = 0
-	return s.load(pageNewest, 0)
+	return s.reload()
 }
 
 // hostOnly drops the port from an address for the list (the detail view
@@ -634,8 +444,7 @@ func (s *auditScreen) help() helpKeys {
 		if s.input.kind == inSearch {
 			b[1] = k.ClearIn
 		}
-		b = append(b, k.ForceQuit)
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(append(b, k.ForceQuit)...)
 	case s.detail != nil:
 		return helpKeys{
 			short: []key.Binding{k.Back, k.Up, k.Down, k.PageDown},
@@ -678,7 +487,7 @@ func (s *auditScreen) infoLine() string {
 	}
 	if s.loading {
 		parts = append(parts, "loading…")
-	} else if s.hasOlder {
+	} else if s.hasNext {
 		parts = append(parts, "pgdn older")
 	}
 	return st.dim.Render(strings.Join(parts, " · "))
@@ -686,8 +495,7 @@ func (s *auditScreen) infoLine() string {
 
 func (s *auditScreen) view() string {
 	if s.detail != nil {
-		title := s.e.st.heading.Render("Audit row #"+strconv.FormatInt(s.detail.ID, 10)) +
-			s.e.st.dim.Render(fmt.Sprintf("  esc back · %d%%", int(s.vp.ScrollPercent()*100)))
+		title := s.e.st.heading.Render("Audit row #"+strconv.FormatInt(s.detail.ID, 10)) + s.vp.backHint(s.e.st)
 		return title + "\n" + s.vp.View()
 	}
 	return s.grid.view() + "\n" + s.infoLine()

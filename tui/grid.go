@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/charmbracelet/bubbles/table"
+	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 	"github.com/charmbracelet/x/ansi"
 )
@@ -272,4 +273,26 @@ func (g *grid) bottom() {
 func (g *grid) setCursor(i int) {
 	g.t.SetCursor(i)
 	g.mark()
+}
+
+// moveKey moves the cursor of a list held whole with the list keys; it
+// reports whether k was one.
+func (g *grid) moveKey(keys *keyMap, k tea.KeyMsg) bool {
+	switch {
+	case keyMatches(k, keys.Up):
+		g.up(1)
+	case keyMatches(k, keys.Down):
+		g.down(1)
+	case keyMatches(k, keys.PageUp):
+		g.up(g.pageRows())
+	case keyMatches(k, keys.PageDown):
+		g.down(g.pageRows())
+	case keyMatches(k, keys.Top):
+		g.top()
+	case keyMatches(k, keys.Bottom):
+		g.bottom()
+	default:
+		return false
+	}
+	return true
 }

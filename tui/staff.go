@@ -27,37 +27,16 @@ type staffDoneMsg struct {
 	err        error
 }
 
-// promptKind is the kind of question a prompt asks.
-type promptKind int
-
+// Fields of the add form.
 const (
-	promptYesNo  promptKind = iota // y confirms
-	promptName                     // the member's name must be typed
-	promptChoice                   // reset TOTP: e or s
+	addName = iota
+	addKey
+	addAdmin
+	addEnroll
 )
 
-// prompt is a confirmation asked on the last lines of the body.
-type prompt struct {
-	kind promptKind
-	text string
-	name string // promptName: what must be typed
-	ti   textinput.Model
-	err  string
-	yes  func() tea.Cmd
-}
-
-// addForm adds a member (or another key of a member).
-type addForm struct {
-	field  int // 0 name, 1 key, 2 admin, 3 enroll at login
-	name   textinput.Model
-	key    textinput.Model
-	admin  bool
-	enroll bool
-	err    string
-	busy   bool
-}
-
-const addFields = 4
+// staffChange is a change to staff made in a Cmd.
+type staffChange func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error)
 
 // staffScreen manages staff (admins only).
 type staffScreen struct {
@@ -69,9 +48,9 @@ type staffScreen struct {
 	shown   []store.Staff // after the search
 	loaded  bool
 	seq     int
-	detail  string // the member shown in detail, "" for the list
-	prompt  *prompt
-	form    *addForm
+	detail  string  // the member shown in detail, "" for the list
+	prompt  *prompt // reset TOTP is a promptChoice: e or s
+	form    *form   // adds a member (or another key of a member)
 	enr     *enrollment
 	enrName string
 	search  *textinput.Model
@@ -111,7 +90,7 @@ func (s *staffScreen) setSize(w, h int) tea.Cmd {
 	s.grid.setSize(w, max(2, h-3))
 	s.keys.setSize(w, max(2, h-6))
 	if s.form != nil {
-		s.form.name.Width, s.form.key.Width = max(10, w-22), max(10, w-22)
+		s.form.size(w - 22)
 	}
 	return nil
 }
@@ -251,19 +230,10 @@ func (s *staffScreen) update(msg tea.Msg) tea.Cmd {
 
 func (s *staffScreen) listKey(k tea.KeyMsg) tea.Cmd {
 	keys := s.e.keys
+	if s.grid.moveKey(keys, k) {
+		return nil
+	}
 	switch {
-	case keyMatches(k, keys.Up):
-		s.grid.up(1)
-	case keyMatches(k, keys.Down):
-		s.grid.down(1)
-	case keyMatches(k, keys.PageUp):
-		s.grid.up(s.grid.pageRows())
-	case keyMatches(k, keys.PageDown):
-		s.grid.down(s.grid.pageRows())
-	case keyMatches(k, keys.Top):
-		s.grid.top()
-	case keyMatches(k, keys.Bottom):
-		s.grid.bottom()
 	case keyMatches(k, keys.Open):
 		if m, ok := s.selected(); ok {
 			s.detail = m.Name
@@ -271,14 +241,7 @@ func (s *staffScreen) listKey(k tea.KeyMsg) tea.Cmd {
 			s.keys.top()
 		}
 	case keyMatches(k, keys.Search):
-		ti := textinput.New()
-		s.e.st.styleInput(&ti)
-		ti.Prompt = "/"
-		ti.Placeholder = "name"
-		ti.CharLimit = 40
-		ti.SetValue(s.query)
-		ti.CursorEnd()
-		s.search = &ti
+		s.search = s.e.st.searchInput("name", 40, 0, s.query)
 		return s.search.Focus()
 	case keyMatches(k, keys.Back):
 		if s.query != "" {
@@ -330,11 +293,10 @@ func (s *staffScreen) detailKey(k tea.KeyMsg) tea.Cmd {
 			return nil
 		}
 		name, fp := m.Name, m.Keys[i].Fingerprint
-		s.ask(promptYesNo, "Remove key "+fp+" of "+name+"?", func() tea.Cmd {
-			return s.run("Removed key "+fp+" of "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+		return s.ask(&prompt{kind: promptYesNo, text: "Remove key " + fp + " of " + name + "?",
+			done: s.change("Removed key "+fp+" of "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
 				return nil, st.RemoveKey(ctx, a, name, fp)
-			})
-		})
+			})})
 	default:
 		return s.memberKey(k)
 	}
@@ -351,49 +313,43 @@ func (s *staffScreen) memberKey(k tea.KeyMsg) tea.Cmd {
 	name := m.Name
 	switch {
 	case keyMatches(k, keys.StaffRemove):
-		s.ask(promptName, "Remove "+name+" and all their keys? Type the name to confirm:", func() tea.Cmd {
-			return s.run("Removed "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+		return s.ask(&prompt{kind: promptTyped, want: name, mismatch: "the name does not match; nothing was removed",
+			text: "Remove " + name + " and all their keys? Type the name to confirm:",
+			done: s.change("Removed "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
 				return nil, st.RemoveStaff(ctx, a, name)
-			})
-		})
-		s.prompt.name = name
+			})})
 	case keyMatches(k, keys.StaffResetTOTP):
-		s.ask(promptChoice, "Reset the TOTP of "+name+":  e  enroll at next login  ·  s  new secret shown now  ·  esc  cancel", nil)
+		return s.ask(&prompt{kind: promptChoice, text: "Reset the TOTP of " + name + ":  e  enroll at next login  ·  s  new secret shown now  ·  esc  cancel"})
 	case keyMatches(k, keys.StaffUnlock):
-		s.ask(promptYesNo, "Unlock "+name+" (clears the lock and the failure count)?", func() tea.Cmd {
-			return s.run("Unlocked "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+		return s.ask(&prompt{kind: promptYesNo, text: "Unlock " + name + " (clears the lock and the failure count)?",
+			done: s.change("Unlocked "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
 				return nil, st.Unlock(ctx, a, name)
-			})
-		})
+			})})
 	case keyMatches(k, keys.StaffRole):
 		role, text := store.RoleAdmin, "Make "+name+" an admin?"
 		if m.Role == store.RoleAdmin {
 			role, text = store.RoleStaff, "Make "+name+" staff (no longer admin)?"
 		}
-		s.ask(promptYesNo, text, func() tea.Cmd {
-			return s.run(name+" is now "+role+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+		return s.ask(&prompt{kind: promptYesNo, text: text,
+			done: s.change(name+" is now "+role+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
 				return nil, st.SetRole(ctx, a, name, role)
-			})
-		})
+			})})
 	}
 	return nil
 }
 
-func (s *staffScreen) ask(kind promptKind, text string, yes func() tea.Cmd) {
-	p := &prompt{kind: kind, text: clean(text), yes: yes}
-	if kind == promptName {
-		p.ti = textinput.New()
-		s.e.st.styleInput(&p.ti)
-		p.ti.Prompt = "> "
-		p.ti.CharLimit = 64
-		p.ti.Width = max(10, s.w-4)
-		p.ti.Focus()
-	}
+func (s *staffScreen) ask(p *prompt) tea.Cmd {
 	s.prompt = p
+	return p.open(s.e.st, s.w, 64)
+}
+
+// change is a prompt's answer that runs fn.
+func (s *staffScreen) change(text string, fn staffChange) func(string) (tea.Cmd, string) {
+	return func(string) (tea.Cmd, string) { return s.run(text, fn), "" }
 }
 
 // run performs a change in a Cmd and reports it with text.
-func (s *staffScreen) run(text string, fn func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error)) tea.Cmd {
+func (s *staffScreen) run(text string, fn staffChange) tea.Cmd {
 	st, a := s.e.store, s.e.actor
 	s.e.info("working…")
 	return s.e.call(func(ctx context.Context) tea.Msg {
@@ -403,154 +359,78 @@ func (s *staffScreen) run(text string, fn func(ctx context.Context, st Store, a 
 }
 
 func (s *staffScreen) promptKey(k tea.KeyMsg) tea.Cmd {
-	p := s.prompt
-	keys := s.e.keys
-	switch p.kind {
-	case promptYesNo:
-		switch {
-		case keyMatches(k, keys.Yes):
-			s.prompt = nil
-			return p.yes()
-		case keyMatches(k, keys.No):
-			s.prompt = nil
-			s.e.info("Nothing changed.")
-		}
-	case promptName:
-		switch {
-		case keyMatches(k, keys.Cancel):
-			s.prompt = nil
-			s.e.info("Nothing changed.")
-		case keyMatches(k, keys.Submit):
-			if strings.TrimSpace(p.ti.Value()) != p.name {
-				p.err = "the name does not match; nothing was removed"
-				p.ti.Reset()
-				return nil
-			}
-			s.prompt = nil
-			return p.yes()
-		default:
-			var cmd tea.Cmd
-			p.ti, cmd = p.ti.Update(k)
-			p.err = ""
-			return cmd
-		}
-	case promptChoice:
-		m, ok := s.selected()
-		if !ok {
-			s.prompt = nil
-			return nil
-		}
-		name := m.Name
-		switch {
-		case keyMatches(k, keys.Cancel):
-			s.prompt = nil
-			s.e.info("Nothing changed.")
-		case k.String() == "e":
-			s.prompt = nil
-			return s.run("Reset the TOTP of "+name+": they enroll at their next login.", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
-				return st.ResetTOTP(ctx, a, name, true)
-			})
-		case k.String() == "s":
-			s.prompt = nil
-			return s.run("Reset the TOTP of "+name+": hand over the new secret shown now.", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
-				return st.ResetTOTP(ctx, a, name, false)
-			})
-		}
+	if s.prompt.kind == promptChoice {
+		return s.resetKey(k)
+	}
+	cmd, closed := s.prompt.key(s.e, k)
+	if closed {
+		s.prompt = nil
+	}
+	return cmd
+}
+
+// resetKey answers the reset TOTP prompt: e enroll at next login, s a new
+// secret shown now.
+func (s *staffScreen) resetKey(k tea.KeyMsg) tea.Cmd {
+	m, ok := s.selected()
+	if !ok {
+		s.prompt = nil
+		return nil
+	}
+	name := m.Name
+	switch {
+	case keyMatches(k, s.e.keys.Cancel):
+		s.prompt = nil
+		s.e.info("Nothing changed.")
+	case k.String() == "e":
+		s.prompt = nil
+		return s.run("Reset the TOTP of "+name+": they enroll at their next login.", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+			return st.ResetTOTP(ctx, a, name, true)
+		})
+	case k.String() == "s":
+		s.prompt = nil
+		return s.run("Reset the TOTP of "+name+": hand over the new secret shown now.", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
+			return st.ResetTOTP(ctx, a, name, false)
+		})
 	}
 	return nil
 }
 
 func (s *staffScreen) openForm() tea.Cmd {
-	f := &addForm{enroll: true}
-	f.name = textinput.New()
-	s.e.st.styleInput(&f.name)
-	f.name.Prompt = "> "
-	f.name.Placeholder = "e.g. alice"
-	f.name.CharLimit = 32
-	f.key = textinput.New()
-	s.e.st.styleInput(&f.key)
-	f.key.Prompt = "> "
-	f.key.Placeholder = "ssh-ed25519 AAAA… comment (paste the .pub line)"
-	f.key.CharLimit = 16384
-	f.name.Width, f.key.Width = max(10, s.w-22), max(10, s.w-22)
-	s.form = f
-	return f.name.Focus()
-}
-
-func (s *staffScreen) focusField(i int) tea.Cmd {
-	f := s.form
-	f.field = (i + addFields) % addFields
-	f.name.Blur()
-	f.key.Blur()
-	switch f.field {
-	case 0:
-		return f.name.Focus()
-	case 1:
-		return f.key.Focus()
-	}
-	return nil
+	st := s.e.st
+	s.form = newForm(
+		inputField(st, "Name", "e.g. alice", 32),
+		inputField(st, "Public key", "ssh-ed25519 AAAA… comment (paste the .pub line)", 16384),
+		toggleField("Admin", "yes", "no", false),
+		toggleField("Enroll at login", "yes", "no", true),
+	)
+	s.form.size(s.w - 22)
+	return s.form.focus(addName)
 }
 
 func (s *staffScreen) formKey(k tea.KeyMsg) tea.Cmd {
-	f := s.form
-	keys := s.e.keys
-	if f.busy {
-		return nil
-	}
-	switch {
-	case keyMatches(k, keys.Cancel):
+	return s.form.key(s.e.keys, k, s.submitForm, func() {
 		s.form = nil
 		s.e.info("Nothing added.")
-		return nil
-	case keyMatches(k, keys.Submit):
-		if f.field < addFields-1 {
-			return s.focusField(f.field + 1)
-		}
-		return s.submitForm()
-	case k.Type == tea.KeyTab || k.Type == tea.KeyDown:
-		return s.focusField(f.field + 1)
-	case k.Type == tea.KeyShiftTab || k.Type == tea.KeyUp:
-		return s.focusField(f.field - 1)
-	}
-	var cmd tea.Cmd
-	switch f.field {
-	case 0:
-		f.name, cmd = f.name.Update(k)
-	case 1:
-		f.key, cmd = f.key.Update(k)
-	case 2, 3:
-		v := &f.admin
-		if f.field == 3 {
-			v = &f.enroll
-		}
-		switch k.String() {
-		case " ", "left", "right":
-			*v = !*v
-		case "y", "Y":
-			*v = true
-		case "n", "N":
-			*v = false
-		}
-	}
-	f.err = ""
-	return cmd
+	})
 }
 
 func (s *staffScreen) submitForm() tea.Cmd {
 	f := s.form
-	name := strings.TrimSpace(f.name.Value())
+	name := f.value(addName)
 	if name == "" {
 		f.err = "a name is required"
-		return s.focusField(0)
+		return f.focus(addName)
 	}
-	pub, comment, err := authkeys.ParseKey([]byte(f.key.Value()))
+	pub, comment, err := authkeys.ParseKey([]byte(f.fields[addKey].ti.Value()))
 	if err != nil {
 		f.err = "public key: " + err.Error()
-		return s.focusField(1)
+		return f.focus(addKey)
 	}
-	req := store.AddStaffRequest{Name: name, Key: pub, Comment: comment, Admin: f.admin, EnrollAtLogin: f.enroll}
+	admin, enroll := f.fields[addAdmin].on, f.fields[addEnroll].on
+	req := store.AddStaffRequest{Name: name, Key: pub, Comment: comment, Admin: admin, EnrollAtLogin: enroll}
 	role := store.RoleStaff
-	if f.admin {
+	if admin {
 		role = store.RoleAdmin
 	}
 	f.busy = true
@@ -582,17 +462,11 @@ func (s *staffScreen) help() helpKeys {
 		done := key.NewBinding(key.WithKeys("enter", "esc"), key.WithHelp("enter/esc", "done (not shown again)"))
 		return helpKeys{short: []key.Binding{done}, full: [][]key.Binding{{done, k.ForceQuit}}}
 	case s.form != nil:
-		b := []key.Binding{k.Submit, k.NextField, k.PrevField, k.Toggle, k.Cancel, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
-	case s.prompt != nil && s.prompt.kind == promptYesNo:
-		b := []key.Binding{k.Yes, k.No, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Submit, k.NextField, k.PrevField, k.Toggle, k.Cancel, k.ForceQuit)
 	case s.prompt != nil:
-		b := []key.Binding{k.Submit, k.Cancel, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return s.prompt.help(k)
 	case s.search != nil:
-		b := []key.Binding{k.Submit, k.ClearIn, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Submit, k.ClearIn, k.ForceQuit)
 	}
 	actions := []key.Binding{k.StaffAdd, k.StaffRemove, k.StaffResetTOTP, k.StaffUnlock, k.StaffRole}
 	if s.detail != "" {
@@ -617,7 +491,12 @@ func (s *staffScreen) view() string {
 		}
 		return s.enr.render(st, s.w, s.h, head, nil, true)
 	case s.form != nil:
-		return s.formView()
+		hint := "Their QR code, secret and recovery codes are shown once after adding."
+		if s.form.fields[addEnroll].on {
+			hint = "They scan their QR code at their first login (key only, 10 minutes)."
+		}
+		return s.form.view(st, max(20, s.w),
+			st.heading.Render("Add a staff member")+st.dim.Render("  (or another key of an existing one)"), hint)
 	}
 	var body string
 	if s.detail != "" {
@@ -632,16 +511,7 @@ func (s *staffScreen) view() string {
 	var bottom []string
 	switch {
 	case s.prompt != nil:
-		bottom = append(bottom, st.warn.Render(s.prompt.text))
-		if s.prompt.kind == promptName {
-			bottom = append(bottom, s.prompt.ti.View())
-		}
-		if s.prompt.err != "" {
-			bottom = append(bottom, st.err.Render(s.prompt.err))
-		}
-		if s.prompt.kind == promptYesNo {
-			bottom[0] += st.dim.Render("  y/n")
-		}
+		bottom = s.prompt.lines(st, 0) // one line, cut at the width
 	case s.search != nil:
 		bottom = append(bottom, s.search.View())
 	case s.query != "":
@@ -670,42 +540,4 @@ func (s *staffScreen) detailView() string {
 	line1 := st.heading.Render(clean(m.Name)) + "  " + m.Role + " · TOTP " + m.TOTP + " · " + locked
 	line2 := st.dim.Render("added " + fmtTime(m.CreatedAt) + " UTC · " + strconv.Itoa(m.Failures) + " failed codes in a row")
 	return line1 + "\n" + line2 + "\n" + st.label.Render("Keys ("+strconv.Itoa(len(m.Keys))+")") + "\n" + s.keys.view()
-}
-
-func (s *staffScreen) formView() string {
-	st, f := s.e.st, s.form
-	var b strings.Builder
-	b.WriteString(st.heading.Render("Add a staff member") + st.dim.Render("  (or another key of an existing one)") + "\n\n")
-	label := func(i int, text string) string {
-		mark := "  "
-		if f.field == i {
-			mark = "▸ "
-			if st.ascii {
-				mark = "> "
-			}
-		}
-		return mark + st.label.Render(padRight(text, 18))
-	}
-	yn := func(v bool) string {
-		if v {
-			return "[x] yes  [ ] no"
-		}
-		return "[ ] yes  [x] no"
-	}
-	b.WriteString(label(0, "Name") + f.name.View() + "\n")
-	b.WriteString(label(1, "Public key") + f.key.View() + "\n")
-	b.WriteString(label(2, "Admin") + yn(f.admin) + "\n")
-	b.WriteString(label(3, "Enroll at login") + yn(f.enroll) + "\n\n")
-	if f.enroll {
-		b.WriteString(st.dim.Render(wrap("They scan their QR code at their first login (key only, 10 minutes).", s.w)) + "\n")
-	} else {
-		b.WriteString(st.dim.Render(wrap("Their QR code, secret and recovery codes are shown once after adding.", s.w)) + "\n")
-	}
-	if f.busy {
-		b.WriteString(st.dim.Render("Adding…") + "\n")
-	}
-	if f.err != "" {
-		b.WriteString("\n" + st.err.Render(wrap(clean(f.err), s.w)) + "\n")
-	}
-	return b.String()
 }

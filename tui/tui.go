@@ -186,8 +186,10 @@ type env struct {
 func (e *env) admin() bool { return e.actor.IsAdmin() }
 
 // call runs fn in a tea.Cmd with a bounded context.
-func (e *env) call(fn func(ctx context.Context) tea.Msg) tea.Cmd {
-	parent := e.ctx
+func (e *env) call(fn func(ctx context.Context) tea.Msg) tea.Cmd { return callIn(e.ctx, fn) }
+
+// callIn runs fn in a tea.Cmd under parent, bounded by storeTimeout.
+func callIn(parent context.Context, fn func(ctx context.Context) tea.Msg) tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(parent, storeTimeout)
 		defer cancel()

@@ -9,7 +9,6 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
-	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
 
@@ -97,15 +96,8 @@ func (s *styles) outcome(status string) string {
 
 // Messages of the Webhooks screen.
 type (
-	// webhooksPageMsg is one page of events (newest first) and the load
-	// it answers.
-	webhooksPageMsg struct {
-		seq  int
-		kind pageKind
-		size int
-		rows []store.WebhookEvent
-		err  error
-	}
+	// webhooksPageMsg is one page of events and the load it answers.
+	webhooksPageMsg = keysetPageMsg[store.WebhookEvent]
 	// webhookDetailMsg is an event opened in detail with its attempts.
 	webhookDetailMsg struct {
 		seq      int
@@ -161,22 +153,10 @@ type webhookInput struct {
 // attempt, the headers, the payload) and replays it; a second list shows
 // the rejected attempts.
 type webhooksScreen struct {
+	keysetList[store.WebhookEvent]
 	e      *env
 	w, h   int
-	grid   *grid
 	filter webhookFilter
-
-	rows        []store.WebhookEvent // the current page, newest first
-	hasOlder    bool
-	hasNewer    bool
-	offset      int // rows above the page (when known)
-	offsetKnown bool
-	loading     bool
-	loaded      bool
-	started     bool
-	seq         int
-	cancel      context.CancelFunc
-	wantCursor  int // where the cursor goes when the page arrives (-1: last row)
 
 	input   *webhookInput
 	replay  string // the event a replay is asked for (y/n)
@@ -184,14 +164,14 @@ type webhooksScreen struct {
 
 	detail    *webhookDetail
 	detailSeq int
-	vp        viewport.Model
+	vp        pane
 
 	rejected *rejectedView
 }
 
 func newWebhooksScreen(e *env) *webhooksScreen {
-	s := &webhooksScreen{e: e, offsetKnown: true}
-	s.grid = newGrid(e.st, []column{
+	s := &webhooksScreen{e: e, vp: newPane(e.st)}
+	g := newGrid(e.st, []column{
 		{title: "received (UTC)", min: 19, prio: 0},
 		{title: "event", min: 12, max: 30, prio: 2, mid: true},
 		{title: "type", min: 16, max: 34, prio: 3, mid: true},
@@ -200,9 +180,18 @@ func newWebhooksScreen(e *env) *webhooksScreen {
 		{title: "attempts", min: 8, prio: 5, right: true},
 		{title: "api version", min: 11, prio: 6},
 	})
-	s.vp = viewport.New(0, 0)
-	s.vp.Style = e.st.plain
+	s.keysetList = newKeysetList(e, g, func(ev store.WebhookEvent) int64 { return ev.ID }, webhookCells, s.reader)
 	return s
+}
+
+// webhookCells is an event's row in the list.
+func webhookCells(ev store.WebhookEvent) []string {
+	cus := ev.CustomerID
+	if cus == "" {
+		cus = "—"
+	}
+	return []string{fmtTime(ev.ReceivedAt), ev.EventID, ev.Type, cus, outcomeText(ev.Status),
+		strconv.Itoa(ev.Attempts), ev.APIVersion}
 }
 
 func (s *webhooksScreen) title() string { return "Webhooks" }
@@ -212,83 +201,49 @@ func (s *webhooksScreen) capturing() bool { return s.input != nil || s.replay !=
 
 func (s *webhooksScreen) activate() tea.Cmd {
 	switch {
-	case !s.started:
-		s.started = true
-		return s.load(pageNewest, 0)
 	case s.rejected != nil:
 		return s.rejected.activate(s)
-	case s.detail == nil && s.offsetKnown && s.offset == 0 && !s.loading:
-		// Back on the newest page: show what arrived meanwhile.
-		s.wantCursor = s.grid.cursor()
-		return s.load(pageNewest, 0)
+	case s.detail != nil:
+		return nil
 	}
-	return nil
+	return s.visit()
 }
 
-// pageSize is the number of rows a page holds: what the table shows.
-func (s *webhooksScreen) pageSize() int { return s.grid.pageRows() }
-
 func (s *webhooksScreen) setSize(w, h int) tea.Cmd {
-	old := s.pageSize()
 	s.w, s.h = w, h
-	s.grid.setSize(w, max(2, h-1))
+	list := s.resize(w, max(2, h-1))
 	s.vp.Width, s.vp.Height = w, max(1, h-2)
 	if s.input != nil {
 		s.input.ti.Width = s.inputWidth(s.input.kind)
 	}
 	s.refreshDetail()
-	var cmds []tea.Cmd
+	var rejected tea.Cmd
 	if r := s.rejected; r != nil {
-		cmds = append(cmds, r.setSize(s, w, h))
+		rejected = r.setSize(s, w, h)
 	}
-	if s.started && s.pageSize() != old && len(s.rows) > 0 {
-		s.wantCursor = min(s.grid.cursor(), s.pageSize()-1)
-		if s.offsetKnown && s.offset == 0 {
-			cmds = append(cmds, s.load(pageNewest, 0))
-		} else {
-			cmds = append(cmds, s.load(pageAt, s.rows[0].ID+1))
-		}
-	}
-	return tea.Batch(cmds...)
+	return tea.Batch(rejected, list)
 }
 
-// load asks for a page in a Cmd. A newer load cancels and supersedes any
-// older one still running: its result is dropped.
-func (s *webhooksScreen) load(kind pageKind, anchor int64) tea.Cmd {
-	s.seq++
-	seq := s.seq
-	if s.cancel != nil {
-		s.cancel()
-	}
-	ctx, cancel := context.WithCancel(s.e.ctx)
-	s.cancel = cancel
-	size := s.pageSize()
-	q := s.filter.query()
-	q.Limit = size + 1 // one more tells whether there is a further page
-	switch kind {
-	case pageOlder, pageAt:
-		q.BeforeID = anchor
-	case pageNewer:
-		q.AfterID = anchor
-	case pageOldest:
+// reader reads pages with the filter as it is now.
+func (s *webhooksScreen) reader() keysetReader[store.WebhookEvent] {
+	st, q := s.e.store, s.filter.query()
+	return func(ctx context.Context, p keysetQuery) ([]store.WebhookEvent, error) {
+		q.BeforeID, q.AfterID, q.Limit = p.before, p.after, p.limit
+		if p.kind != pageOldest {
+			return st.ListWebhooks(ctx, q)
+		}
 		// The store pages up from an id (AfterID, which must be
 		// positive): the rows above id 1, plus row 1 itself.
 		q.AfterID = 1
-	}
-	s.loading = true
-	st := s.e.store
-	return func() tea.Msg {
-		ctx, stop := context.WithTimeout(ctx, storeTimeout)
-		defer stop()
 		rows, err := st.ListWebhooks(ctx, q)
-		if err == nil && kind == pageOldest {
+		if err == nil {
 			first := q
 			first.AfterID, first.BeforeID, first.Limit = 0, 2, 1
 			var one []store.WebhookEvent
 			one, err = st.ListWebhooks(ctx, first)
 			rows = append(rows, one...)
 		}
-		return webhooksPageMsg{seq: seq, kind: kind, size: size, rows: rows, err: err}
+		return rows, err
 	}
 }
 
@@ -298,10 +253,7 @@ func (s *webhooksScreen) refreshList() tea.Cmd {
 		return nil
 	}
 	s.wantCursor = s.grid.cursor()
-	if len(s.rows) == 0 || (s.offsetKnown && s.offset == 0) {
-		return s.load(pageNewest, 0)
-	}
-	return s.load(pageAt, s.rows[0].ID+1)
+	return s.here()
 }
 
 func (s *webhooksScreen) update(msg tea.Msg) tea.Cmd {
@@ -333,131 +285,12 @@ func (s *webhooksScreen) update(msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (s *webhooksScreen) gotPage(msg webhooksPageMsg) tea.Cmd {
-	if msg.seq != s.seq {
-		return nil // stale: a newer load superseded it
-	}
-	s.loading = false
-	if s.cancel != nil {
-		s.cancel()
-		s.cancel = nil
-	}
-	if msg.err != nil {
-		s.e.fail(msg.err)
-		return nil
-	}
-	size := msg.size
-	rows := msg.rows
-	more := len(rows) > size
-	switch msg.kind {
-	case pageNewest:
-		if more {
-			rows = rows[:size]
-		}
-		s.hasOlder, s.hasNewer = more, false
-		s.offset, s.offsetKnown = 0, true
-	case pageAt:
-		if len(rows) == 0 {
-			return s.load(pageNewest, 0)
-		}
-		if more {
-			rows = rows[:size]
-		}
-		s.hasOlder = more
-	case pageOlder:
-		if len(rows) == 0 {
-			s.hasOlder = false
-			s.e.info("This is the oldest page.")
-			return nil
-		}
-		if more {
-			rows = rows[:size]
-		}
-		s.offset += len(s.rows)
-		s.hasOlder, s.hasNewer = more, true
-	case pageNewer:
-		if !more {
-			// Reached the top: show the full newest page.
-			return s.load(pageNewest, 0)
-		}
-		rows = rows[len(rows)-size:]
-		s.offset = max(0, s.offset-len(rows))
-		s.hasOlder, s.hasNewer = true, true
-	case pageOldest:
-		// Newest first, the oldest row last.
-		if more {
-			rows = rows[len(rows)-size:]
-		}
-		s.hasOlder, s.hasNewer = false, more
-		s.offsetKnown = !more
-		s.offset = 0
-	}
-	s.rows = rows
-	s.loaded = true
-	raw := make([][]string, len(rows))
-	for i, ev := range rows {
-		cus := ev.CustomerID
-		if cus == "" {
-			cus = "—"
-		}
-		raw[i] = []string{fmtTime(ev.ReceivedAt), ev.EventID, ev.Type, cus, outcomeText(ev.Status),
-			strconv.Itoa(ev.Attempts), ev.APIVersion}
-	}
-	c := s.wantCursor
-	if c < 0 || c >= len(rows) {
-		c = len(rows) - 1
-	}
-	s.grid.setRows(raw, c)
-	s.wantCursor = 0
-	return nil
-}
-
-func (s *webhooksScreen) selected() (store.WebhookEvent, bool) {
-	i := s.grid.cursor()
-	if i < 0 || i >= len(s.rows) {
-		return store.WebhookEvent{}, false
-	}
-	return s.rows[i], true
-}
-
 func (s *webhooksScreen) listKey(k tea.KeyMsg) tea.Cmd {
+	if cmd, ok := s.pageKey(s.e, k, s.moves()); ok {
+		return cmd
+	}
 	keys := s.e.keys
-	n := s.grid.len()
-	cur := s.grid.cursor()
 	switch {
-	case keyMatches(k, keys.Down):
-		if cur >= n-1 && s.hasOlder && n > 0 {
-			s.wantCursor = 0
-			return s.load(pageOlder, s.rows[n-1].ID)
-		}
-		s.grid.down(1)
-	case keyMatches(k, keys.Up):
-		if cur <= 0 && s.hasNewer && n > 0 {
-			s.wantCursor = -1
-			return s.load(pageNewer, s.rows[0].ID)
-		}
-		s.grid.up(1)
-	case keyMatches(k, keys.PageDown):
-		if s.hasOlder && n > 0 {
-			s.wantCursor = cur
-			return s.load(pageOlder, s.rows[n-1].ID)
-		}
-		s.grid.bottom()
-		if s.loaded {
-			s.e.info("This is the oldest page.")
-		}
-	case keyMatches(k, keys.PageUp):
-		if s.hasNewer && n > 0 {
-			s.wantCursor = cur
-			return s.load(pageNewer, s.rows[0].ID)
-		}
-		s.grid.top()
-	case keyMatches(k, keys.Top):
-		s.wantCursor = 0
-		return s.load(pageNewest, 0)
-	case keyMatches(k, keys.Bottom):
-		s.wantCursor = -1
-		return s.load(pageOldest, 0)
 	case keyMatches(k, keys.Open):
 		if ev, ok := s.selected(); ok {
 			return s.openDetail(ev.EventID)
@@ -494,24 +327,12 @@ func (s *webhooksScreen) listKey(k tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
-func (s *webhooksScreen) reload() tea.Cmd {
-	s.wantCursor = 0
-	return s.load(pageNewest, 0)
-}
-
 func (s *webhooksScreen) openInput(kind int, value string) tea.Cmd {
-	ti := textinput.New()
-	s.e.st.styleInput(&ti)
-	ti.CharLimit = 200
-	ti.Width = s.inputWidth(kind)
-	switch kind {
-	case whType:
-		ti.Prompt = "type: "
-		ti.Placeholder = "exact, or a prefix: customer. / customer.subscription.*"
-	case whSearch:
-		ti.Prompt = "/"
-		ti.Placeholder = "event id or customer id"
+	ti := s.e.st.textInput("/", "event id or customer id", 200)
+	if kind == whType {
+		ti.Prompt, ti.Placeholder = "type: ", "exact, or a prefix: customer. / customer.subscription.*"
 	}
+	ti.Width = s.inputWidth(kind)
 	ti.SetValue(value)
 	ti.CursorEnd()
 	s.input = &webhookInput{kind: kind, ti: ti}
@@ -590,7 +411,7 @@ func (s *webhooksScreen) infoLine() string {
 	}
 	if s.loaded && s.loading {
 		parts = append(parts, "loading…")
-	} else if s.hasOlder {
+	} else if s.hasNext {
 		parts = append(parts, "pgdn older")
 	}
 	line := st.dim.Render(strings.Join(parts, " · "))
@@ -618,14 +439,11 @@ func (s *webhooksScreen) help() helpKeys {
 	scroll := []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}
 	switch {
 	case s.replay != "":
-		b := []key.Binding{k.Yes, k.No, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Yes, k.No, k.ForceQuit)
+	case s.input != nil && s.input.kind == whSearch:
+		return flatHelp(k.Submit, k.ClearIn, k.ForceQuit)
 	case s.input != nil:
-		b := []key.Binding{k.Submit, k.Cancel, k.ForceQuit}
-		if s.input.kind == whSearch {
-			b[1] = k.ClearIn
-		}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Submit, k.Cancel, k.ForceQuit)
 	case s.detail != nil:
 		return helpKeys{
 			short: []key.Binding{k.Back, k.WebhookReplay, k.Down, k.PageDown},
@@ -664,17 +482,11 @@ type rejectedPage struct {
 // rejectedView lists the rejected attempts (forged or stale signatures,
 // malformed bodies), newest first.
 type rejectedView struct {
-	grid       *grid
+	pager
 	rows       []store.WebhookAttempt
 	pages      []rejectedPage // from the newest page to the one shown
-	hasOlder   bool
 	dropped    int64
 	droppedErr string
-	loading    bool
-	loaded     bool
-	seq        int
-	cancel     context.CancelFunc
-	wantCursor int
 	detail     *store.WebhookAttempt
 }
 
@@ -692,8 +504,6 @@ func newRejectedView(s *webhooksScreen) *rejectedView {
 	return r
 }
 
-func (r *rejectedView) pageSize() int { return r.grid.pageRows() }
-
 func (r *rejectedView) current() rejectedPage {
 	if len(r.pages) == 0 {
 		return rejectedPage{}
@@ -705,9 +515,7 @@ func (r *rejectedView) setSize(s *webhooksScreen, w, h int) tea.Cmd {
 	old := r.pageSize()
 	r.grid.setSize(w, max(2, h-1))
 	if r.detail != nil {
-		off := s.vp.YOffset
-		s.vp.SetContent(s.rejectedContent(*r.detail))
-		s.vp.SetYOffset(off)
+		s.vp.refresh(s.rejectedContent(*r.detail))
 	}
 	if r.pageSize() == old || !r.loaded {
 		return nil
@@ -727,38 +535,23 @@ func (r *rejectedView) activate(s *webhooksScreen) tea.Cmd {
 // load asks for the last page of pages (and the count of attempts only
 // counted) in a Cmd; a newer load supersedes it.
 func (r *rejectedView) load(s *webhooksScreen, pages []rejectedPage) tea.Cmd {
-	r.seq++
-	seq := r.seq
-	if r.cancel != nil {
-		r.cancel()
-	}
-	ctx, cancel := context.WithCancel(s.e.ctx)
-	r.cancel = cancel
 	size := r.pageSize()
 	before := pages[len(pages)-1].before
 	since := s.e.now().Add(-rejectedWindow)
-	r.loading = true
 	st := s.e.store
-	return func() tea.Msg {
-		ctx, stop := context.WithTimeout(ctx, storeTimeout)
-		defer stop()
+	return r.fetch(s.e.ctx, func(ctx context.Context, seq int) tea.Msg {
 		msg := rejectedPageMsg{seq: seq, pages: pages, size: size}
 		msg.rows, msg.err = st.ListRejected(ctx, before, size+1)
 		if msg.err == nil {
 			msg.dropped, msg.droppedErr = st.RejectedDropped(ctx, since)
 		}
 		return msg
-	}
+	})
 }
 
 func (r *rejectedView) gotPage(s *webhooksScreen, msg rejectedPageMsg) {
-	if msg.seq != r.seq {
-		return // stale
-	}
-	r.loading = false
-	if r.cancel != nil {
-		r.cancel()
-		r.cancel = nil
+	if !r.answered(msg.seq) {
+		return
 	}
 	if msg.err != nil {
 		s.e.fail(msg.err)
@@ -767,38 +560,36 @@ func (r *rejectedView) gotPage(s *webhooksScreen, msg rejectedPageMsg) {
 	r.dropped, r.droppedErr = msg.dropped, store.ErrorMessage(msg.droppedErr)
 	rows := msg.rows
 	if len(rows) == 0 && len(msg.pages) > 1 {
-		r.hasOlder = false
+		r.hasNext = false
 		s.e.info("This is the oldest page.")
 		return
 	}
-	r.hasOlder = len(rows) > msg.size
-	if r.hasOlder {
+	r.hasNext = len(rows) > msg.size
+	if r.hasNext {
 		rows = rows[:msg.size]
 	}
 	r.pages, r.rows, r.loaded = msg.pages, rows, true
+	r.hasPrev = len(r.pages) > 1
 	raw := make([][]string, len(rows))
 	for i, a := range rows {
 		raw[i] = []string{fmtTime(a.ReceivedAt), a.RemoteAddr, a.Reason}
 	}
-	c := r.wantCursor
-	if c < 0 || c >= len(rows) {
-		c = len(rows) - 1
+	r.show(raw)
+}
+
+// moves are the loads behind the list keys: the page stack grows going
+// older and shrinks going newer.
+func (r *rejectedView) moves(s *webhooksScreen) pageMoves {
+	return pageMoves{
+		next: func() tea.Cmd {
+			cur := r.current()
+			return r.load(s, append(append([]rejectedPage(nil), r.pages...),
+				rejectedPage{before: r.rows[len(r.rows)-1].ID, offset: cur.offset + len(r.rows)}))
+		},
+		prev:  func() tea.Cmd { return r.load(s, append([]rejectedPage(nil), r.pages[:len(r.pages)-1]...)) },
+		first: func() tea.Cmd { return r.load(s, []rejectedPage{{}}) },
+		end:   "This is the oldest page.",
 	}
-	r.grid.setRows(raw, c)
-	r.wantCursor = 0
-}
-
-func (r *rejectedView) older(s *webhooksScreen, cursor int) tea.Cmd {
-	cur := r.current()
-	next := append(append([]rejectedPage(nil), r.pages...),
-		rejectedPage{before: r.rows[len(r.rows)-1].ID, offset: cur.offset + len(r.rows)})
-	r.wantCursor = cursor
-	return r.load(s, next)
-}
-
-func (r *rejectedView) newer(s *webhooksScreen, cursor int) tea.Cmd {
-	r.wantCursor = cursor
-	return r.load(s, append([]rejectedPage(nil), r.pages[:len(r.pages)-1]...))
 }
 
 func (r *rejectedView) key(s *webhooksScreen, k tea.KeyMsg) tea.Cmd {
@@ -808,52 +599,22 @@ func (r *rejectedView) key(s *webhooksScreen, k tea.KeyMsg) tea.Cmd {
 			r.detail = nil
 			return nil
 		}
-		scrollKey(&s.vp, keys, k)
+		s.vp.scroll(keys, k)
 		return nil
 	}
-	n := r.grid.len()
-	cur := r.grid.cursor()
-	switch {
-	case keyMatches(k, keys.WebhookEvents):
-		if r.cancel != nil {
-			r.cancel()
-		}
+	if keyMatches(k, keys.WebhookEvents) {
+		r.stop()
 		s.rejected = nil
 		return s.activate()
-	case keyMatches(k, keys.Down):
-		if cur >= n-1 && r.hasOlder && n > 0 {
-			return r.older(s, 0)
-		}
-		r.grid.down(1)
-	case keyMatches(k, keys.Up):
-		if cur <= 0 && len(r.pages) > 1 {
-			return r.newer(s, -1)
-		}
-		r.grid.up(1)
-	case keyMatches(k, keys.PageDown):
-		if r.hasOlder && n > 0 {
-			return r.older(s, cur)
-		}
-		r.grid.bottom()
-		if r.loaded {
-			s.e.info("This is the oldest page.")
-		}
-	case keyMatches(k, keys.PageUp):
-		if len(r.pages) > 1 {
-			return r.newer(s, cur)
-		}
-		r.grid.top()
-	case keyMatches(k, keys.Top):
-		r.wantCursor = 0
-		return r.load(s, []rejectedPage{{}})
-	case keyMatches(k, keys.Bottom):
-		r.grid.bottom()
-	case keyMatches(k, keys.Open):
-		if cur >= 0 && cur < len(r.rows) {
+	}
+	if cmd, ok := r.pageKey(s.e, k, r.moves(s)); ok {
+		return cmd
+	}
+	if keyMatches(k, keys.Open) {
+		if cur := r.grid.cursor(); cur >= 0 && cur < len(r.rows) {
 			a := r.rows[cur]
 			r.detail = &a
-			s.vp.SetContent(s.rejectedContent(a))
-			s.vp.GotoTop()
+			s.vp.reset(s.rejectedContent(a))
 		}
 	}
 	return nil
@@ -873,7 +634,7 @@ func (r *rejectedView) infoLine(s *webhooksScreen) string {
 	}
 	if r.loaded && r.loading {
 		parts = append(parts, "loading…")
-	} else if r.hasOlder {
+	} else if r.hasNext {
 		parts = append(parts, "pgdn older")
 	}
 	// Then the attempts only counted (before the paging hint, which is
@@ -895,8 +656,7 @@ func (r *rejectedView) infoLine(s *webhooksScreen) string {
 func (r *rejectedView) view(s *webhooksScreen) string {
 	st := s.e.st
 	if r.detail != nil {
-		title := st.heading.Render("Rejected attempt #"+strconv.FormatInt(r.detail.ID, 10)) +
-			st.dim.Render(fmt.Sprintf("  esc back · %d%%", int(s.vp.ScrollPercent()*100)))
+		title := st.heading.Render("Rejected attempt #"+strconv.FormatInt(r.detail.ID, 10)) + s.vp.backHint(st)
 		return truncate(title, s.w) + "\n" + s.vp.View()
 	}
 	return r.grid.view() + "\n" + r.infoLine(s)

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/viewport"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/x/ansi"
 
@@ -30,8 +28,7 @@ type webhookDetail struct {
 // openDetail shows an event: it and its attempts are read in a Cmd.
 func (s *webhooksScreen) openDetail(id string) tea.Cmd {
 	s.detail = &webhookDetail{id: id}
-	s.vp.SetContent("")
-	s.vp.GotoTop()
+	s.vp.reset("")
 	return s.loadDetail()
 }
 
@@ -75,17 +72,14 @@ func (s *webhooksScreen) showDetail(ev store.WebhookEvent, attempts []store.Webh
 		s.refreshDetail()
 		return
 	}
-	s.vp.SetContent(s.detailContent(d))
-	s.vp.GotoTop()
+	s.vp.reset(s.detailContent(d))
 }
 
 // refreshDetail renders the detail again (new width, new data), keeping
 // the scroll position.
 func (s *webhooksScreen) refreshDetail() {
 	if d := s.detail; d != nil && d.loaded {
-		off := s.vp.YOffset
-		s.vp.SetContent(s.detailContent(d))
-		s.vp.SetYOffset(off)
+		s.vp.refresh(s.detailContent(d))
 	}
 }
 
@@ -99,27 +93,9 @@ func (s *webhooksScreen) detailKey(k tea.KeyMsg) tea.Cmd {
 			s.askReplay(s.detail.id)
 		}
 	default:
-		scrollKey(&s.vp, keys, k)
+		s.vp.scroll(keys, k)
 	}
 	return nil
-}
-
-// scrollKey scrolls a viewport with the list keys.
-func scrollKey(vp *viewport.Model, keys *keyMap, k tea.KeyMsg) {
-	switch {
-	case keyMatches(k, keys.Down):
-		vp.ScrollDown(1)
-	case keyMatches(k, keys.Up):
-		vp.ScrollUp(1)
-	case keyMatches(k, keys.PageDown):
-		vp.PageDown()
-	case keyMatches(k, keys.PageUp):
-		vp.PageUp()
-	case keyMatches(k, keys.Top):
-		vp.GotoTop()
-	case keyMatches(k, keys.Bottom):
-		vp.GotoBottom()
-	}
 }
 
 // --- replay --------------------------------------------------------------------
@@ -207,7 +183,7 @@ func (s *webhooksScreen) detailView() string {
 	if !d.loaded {
 		return truncate(title, s.w) + "\n" + st.dim.Render("loading…")
 	}
-	title += "  " + st.outcome(d.ev.Status) + st.dim.Render(fmt.Sprintf("  esc back · %d%%", int(s.vp.ScrollPercent()*100)))
+	title += "  " + st.outcome(d.ev.Status) + s.vp.backHint(st)
 	foot := st.dim.Render("r replay (processes the stored payload again) · ↑↓ pgup pgdn scroll")
 	switch {
 	case s.replay != "":
