@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"backroom/server/throttle"
 )
 
 // MaxStartups caps concurrent unauthenticated connections like OpenSSH's
@@ -35,23 +37,15 @@ var DefaultPenalties = Penalties{
 
 // gate decides which connections may start authenticating.
 type gate struct {
-	now       func() time.Time
 	startups  MaxStartups
-	penalties Penalties
+	penalties *throttle.Box
 
-	mu      sync.Mutex
-	unauth  int
-	sources map[netip.Addr]*penalty
-}
-
-type penalty struct {
-	accrued  time.Duration // penalty accumulated
-	until    time.Time     // refused until then
-	lastFail time.Time
+	mu     sync.Mutex
+	unauth int
 }
 
 func newGate(now func() time.Time, ms MaxStartups, p Penalties) *gate {
-	return &gate{now: now, startups: ms, penalties: p, sources: map[netip.Addr]*penalty{}}
+	return &gate{startups: ms, penalties: throttle.New(now, throttle.Penalties{Min: p.Min, Max: p.Max, Exempt: p.Exempt})}
 }
 
 func sourceAddr(a net.Addr) netip.Addr {
@@ -67,25 +61,15 @@ func sourceAddr(a net.Addr) netip.Addr {
 	return ap.Addr().Unmap()
 }
 
-func (g *gate) exempt(ip netip.Addr) bool {
-	for _, p := range g.penalties.Exempt {
-		if p.Contains(ip) {
-			return true
-		}
-	}
-	return false
-}
-
 // admit reports whether a new connection from ip may start authenticating,
 // and why not. An admitted connection holds an unauthenticated slot until
 // release.
 func (g *gate) admit(ip netip.Addr) (bool, string) {
+	if until, refused := g.penalties.Refused(ip); refused {
+		return false, "source penalised until " + until.UTC().Format(time.RFC3339)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	now := g.now()
-	if p := g.sources[ip]; p != nil && now.Before(p.until) && !g.exempt(ip) {
-		return false, "source penalised until " + p.until.UTC().Format(time.RFC3339)
-	}
 	ms := g.startups
 	if ms.Full > 0 && g.unauth >= ms.Full {
 		return false, "too many unauthenticated connections (MaxStartups full)"
@@ -119,36 +103,5 @@ func (g *gate) unauthenticated() int {
 
 // penalise adds d to ip's penalty; once over Min it takes effect.
 func (g *gate) penalise(ip netip.Addr, d time.Duration) {
-	if d <= 0 || !ip.IsValid() || g.exempt(ip) {
-		return
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	p := g.sources[ip]
-	if p == nil {
-		p = &penalty{}
-		g.sources[ip] = p
-	}
-	if now.Sub(p.lastFail) > g.penalties.Max {
-		// Quiet for long enough: forgiven.
-		*p = penalty{}
-	}
-	// A source that keeps failing is refused for longer each time, up to Max.
-	p.lastFail = now
-	p.accrued += d
-	if p.accrued > g.penalties.Max {
-		p.accrued = g.penalties.Max
-	}
-	if p.accrued >= g.penalties.Min {
-		p.until = now.Add(p.accrued)
-	}
-	// Forget sources whose penalty ran out long ago, so the map stays small.
-	if len(g.sources) > 4096 {
-		for a, q := range g.sources {
-			if now.Sub(q.lastFail) > g.penalties.Max {
-				delete(g.sources, a)
-			}
-		}
-	}
+	g.penalties.Penalise(ip, d)
 }
