@@ -72,6 +72,16 @@ func (s *Store) OnKeysRemoved(fn func(fingerprints []string)) {
 	s.onRemoved = append(s.onRemoved, fn)
 }
 
+// OnKeyOwnersRemoved registers fn to be called with the names of the
+// members who lost a key in authorized_keys, or whose key changed owner,
+// role or restrictions (by any edit, in this process or another): their
+// web sessions, which belong to no key, end with it.
+func (s *Store) OnKeyOwnersRemoved(fn func(names []string)) {
+	s.removedMu.Lock()
+	defer s.removedMu.Unlock()
+	s.onOwnersRemoved = append(s.onOwnersRemoved, fn)
+}
+
 // Key lookup failures, for the SSH server's audit reasons.
 var (
 	ErrUnknownKey     = errors.New("unknown key")
@@ -469,9 +479,9 @@ func (s *Store) editKeys(ctx context.Context, fn func(tx *wtx, f *authkeys.File)
 		s.keysMu.Unlock()
 		return err
 	}
-	removed := s.installKeys(next)
+	removed, owners := s.installKeys(next)
 	s.keysMu.Unlock()
-	s.notifyRemoved(removed)
+	s.notifyRemoved(removed, owners)
 	return nil
 }
 
@@ -618,48 +628,56 @@ func (s *Store) ReloadAuthorizedKeys(ctx context.Context) error {
 	} else if err == nil {
 		s.keysUnacked.Store(false)
 	}
-	var removed []string
+	var removed, owners []string
 	if next != nil {
 		for _, p := range next.Problems {
 			s.log.Warn("authorized_keys: line grants nothing", "problem", p.Error())
 		}
-		removed = s.installKeys(next)
+		removed, owners = s.installKeys(next)
 	}
 	s.keysMu.Unlock()
-	s.notifyRemoved(removed)
+	s.notifyRemoved(removed, owners)
 	return err
 }
 
 // installKeys makes f the current snapshot and returns the fingerprints
 // that no longer grant what they did: removed keys, and keys whose owner,
 // role or restrictions changed (sessions opened with them carry the old
-// grant).
-func (s *Store) installKeys(f *authkeys.File) []string {
+// grant), with the members who held them.
+func (s *Store) installKeys(f *authkeys.File) (removed, owners []string) {
 	old := s.keys.Swap(f)
 	if old == nil {
-		return nil
+		return nil, nil
 	}
 	now := keyStates(f)
-	var removed []string
 	for fp, k := range keyStates(old) {
 		if n, ok := now[fp]; !ok || !n.same(k) {
 			removed = append(removed, fp)
+			if !slices.Contains(owners, k.User) {
+				owners = append(owners, k.User)
+			}
 		}
 	}
 	slices.Sort(removed)
-	return removed
+	slices.Sort(owners)
+	return removed, owners
 }
 
-// notifyRemoved calls the OnKeysRemoved callbacks (never with a lock held).
-func (s *Store) notifyRemoved(fps []string) {
+// notifyRemoved calls the OnKeysRemoved and OnKeyOwnersRemoved callbacks
+// (never with a lock held).
+func (s *Store) notifyRemoved(fps, owners []string) {
 	if len(fps) == 0 {
 		return
 	}
 	s.removedMu.Lock()
 	fns := slices.Clone(s.onRemoved)
+	ownerFns := slices.Clone(s.onOwnersRemoved)
 	s.removedMu.Unlock()
 	for _, fn := range fns {
 		fn(fps)
+	}
+	for _, fn := range ownerFns {
+		fn(owners)
 	}
 }
 

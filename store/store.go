@@ -88,6 +88,8 @@ type Store struct {
 	keysUnacked atomic.Bool                   // the installed file's audit row is still owed
 	removedMu   sync.Mutex
 	onRemoved   []func(fingerprints []string)
+	// onOwnersRemoved are told the members who lost a key.
+	onOwnersRemoved []func(names []string)
 
 	headMu   sync.Mutex // serialises audit head writes in this process
 	headFile *os.File   // the audit head, kept open

@@ -174,8 +174,12 @@ func (s *Store) EndWebSession(ctx context.Context, a Actor, id string) error {
 }
 
 // EndWebSessionsOf ends every web session of a member (their key was
-// removed, they were locked, or an admin ended their sessions).
+// removed, they were locked, or an admin ended their sessions): admins and
+// Backroom itself only, audited session.terminated.
 func (s *Store) EndWebSessionsOf(ctx context.Context, a Actor, name, reason string) (int, error) {
+	if err := a.requireAdmin("end sessions"); err != nil {
+		return 0, err
+	}
 	n := 0
 	err := s.write(ctx, func(tx *wtx) error {
 		var err error
@@ -246,14 +250,21 @@ func (s *Store) ListWebSessions(ctx context.Context) ([]WebSession, error) {
 	return out, rows.Err()
 }
 
-// PruneWebSessions deletes sessions past their absolute limit.
-func (s *Store) PruneWebSessions(ctx context.Context) error {
+// PruneWebSessions ends the sessions past their idle or absolute limit
+// (each audited session.end, as when the browser comes back too late) and
+// deletes sign-in links that expired more than an hour ago.
+func (s *Store) PruneWebSessions(ctx context.Context, lim WebSessionLimits) error {
+	now := s.now().UnixMilli()
 	return s.write(ctx, func(tx *wtx) error {
-		_, err := tx.ExecContext(ctx, `DELETE FROM web_sessions WHERE expires_at <= ?`, s.now().UnixMilli())
-		if err != nil {
+		if _, err := tx.endWebSessions(ctx, System, `expires_at <= ?`, []any{now}, ActionSessionEnd, "expired (absolute limit)"); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM signin_links WHERE expires_at <= ?`, s.now().Add(-time.Hour).UnixMilli())
+		if lim.Idle > 0 {
+			if _, err := tx.endWebSessions(ctx, System, `last_seen <= ?`, []any{now - lim.Idle.Milliseconds()}, ActionSessionEnd, "expired (idle)"); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM signin_links WHERE expires_at <= ?`, s.now().Add(-time.Hour).UnixMilli())
 		return err
 	})
 }

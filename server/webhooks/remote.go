@@ -9,6 +9,14 @@ import (
 	"unicode/utf8"
 )
 
+// ClientAddr is the address a request came from, as the webhook endpoint
+// records it and the web admin checks it: the peer's, or, when the peer is
+// one of trusted (BACKROOM_TRUSTED_PROXIES), the last hop of
+// X-Forwarded-For that is not itself a trusted proxy. It is an IP address
+// without a port (or, for a peer address that does not parse, that address
+// clipped).
+func ClientAddr(r *http.Request, trusted []netip.Prefix) string { return clientAddr(r, trusted) }
+
 // clientAddr is the address a request came from: the peer's, or, when
 // the peer is a trusted proxy, the last hop of X-Forwarded-For that is
 // not itself a trusted proxy (the hops to its left are whatever the client
