@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -201,11 +202,20 @@ func checkPassword(encoded, pw string) bool {
 }
 
 // withHashSlot runs fn while holding one of the MaxConcurrentHashes
-// slots, waiting until ctx ends for one to free.
-func (s *Store) withHashSlot(ctx context.Context, fn func()) error {
+// slots, waiting for one to free until ctx ends or, when wait > 0, for at
+// most wait.
+func (s *Store) withHashSlot(ctx context.Context, wait time.Duration, fn func()) error {
+	var timeout <-chan time.Time
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
 	select {
 	case s.hashSlots <- struct{}{}:
 	case <-ctx.Done():
+		return ErrHashBusy
+	case <-timeout:
 		return ErrHashBusy
 	}
 	defer func() { <-s.hashSlots }()
@@ -226,7 +236,7 @@ func (s *Store) SetPassword(ctx context.Context, a Actor, name, pw string) error
 		return err
 	}
 	var hash string
-	if err := s.withHashSlot(ctx, func() { hash = hashPassword(pw) }); err != nil {
+	if err := s.withHashSlot(ctx, 0, func() { hash = hashPassword(pw) }); err != nil {
 		return &Error{Code: CodeConflict, Msg: ErrHashBusy.Error(), Err: err}
 	}
 	return s.write(ctx, func(tx *wtx) error {
@@ -259,20 +269,77 @@ func (s *Store) HasPassword(ctx context.Context, name string) (bool, error) {
 // unknown) is checked against a dummy hash, so the time taken does not
 // tell. ErrHashBusy when no hashing slot frees before ctx ends.
 func (s *Store) VerifyPassword(ctx context.Context, name, pw string) (bool, error) {
+	ok, _, err := s.verifyPassword(ctx, name, pw, 0)
+	return ok, err
+}
+
+// verifyPassword is VerifyPassword that also tells whether the member has
+// a password at all (for the audit row, never for the person signing in).
+func (s *Store) verifyPassword(ctx context.Context, name, pw string, wait time.Duration) (ok, has bool, err error) {
 	var hash string
-	err := s.queryRow(ctx, `SELECT coalesce(password_hash, '') FROM staff WHERE name = ?`, name).Scan(&hash)
+	err = s.queryRow(ctx, `SELECT coalesce(password_hash, '') FROM staff WHERE name = ?`, name).Scan(&hash)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return false, err
+		return false, false, err
 	}
-	ok := false
-	err = s.withHashSlot(ctx, func() {
+	err = s.withHashSlot(ctx, wait, func() {
 		if hash == "" {
 			checkPassword(s.dummyHash(), pw)
 			return
 		}
 		ok = checkPassword(hash, pw)
 	})
-	return ok, err
+	return ok, hash != "", err
+}
+
+// UnknownActor is the audit actor of a sign-in attempt under a name that
+// is not a staff member's (the text typed is not recorded: it may be a
+// password typed into the wrong field).
+const UnknownActor = "(unknown)"
+
+// SignInWithPassword checks a web sign-in by a.Name (its Channel and
+// RemoteAddr fill the audit rows) with a password and a TOTP or recovery
+// code. The password is checked first, and only after a correct password
+// is the code checked — by VerifyCode (purpose login), with the same
+// replay rule and lockout counter as an SSH login — so that guessing at
+// the web form can never lock a colleague out of SSH. The member must hold
+// a key in authorized_keys. Every failure is audited login.failure with its
+// reason (for admins: the caller shows one message whatever failed). On
+// success it returns the actor with its role.
+//
+// hashWait bounds the wait for a hashing slot (0: until ctx ends); without
+// one the error is ErrHashBusy and nothing is checked or counted. Once the
+// password is checked, the outcome is recorded even if ctx ends: a client
+// that hangs up cannot skip its failure.
+func (s *Store) SignInWithPassword(ctx context.Context, a Actor, password, code string, hashWait time.Duration) (Actor, bool, error) {
+	entries := s.Keys().UserEntries(a.Name)
+	ok, has, err := s.verifyPassword(ctx, a.Name, password, hashWait)
+	if err != nil {
+		return a, false, err
+	}
+	ctx = context.WithoutCancel(ctx)
+	fail := func(reason string) (Actor, bool, error) {
+		who, target := a, a.Name
+		if len(entries) == 0 {
+			who.Name, target = UnknownActor, ""
+		}
+		return a, false, s.Audit(ctx, who, ActionLoginFailure, target, Detail{"method": "password", "reason": reason})
+	}
+	switch {
+	case len(entries) == 0:
+		return fail("unknown user")
+	case !has:
+		return fail("no web password set")
+	case !ok:
+		return fail("wrong password")
+	case strings.TrimSpace(code) == "":
+		return fail("no code typed")
+	}
+	a.Role = entries[0].Role
+	res, err := s.VerifyCode(ctx, a, "", code, PurposeLogin)
+	if err != nil {
+		return a, false, err
+	}
+	return a, res.Verdict.OK(), nil
 }
 
 // dummyHash is a hash of nothing anyone knows, for VerifyPassword's

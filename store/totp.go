@@ -254,7 +254,11 @@ func (tx *wtx) verifyCode(ctx context.Context, a Actor, fp, code, purpose string
 	s := tx.s
 	now := s.now()
 	name := a.Name
-	detail := Detail{"fingerprint": fp, "purpose": purpose}
+	detail := Detail{"purpose": purpose}
+	if fp != "" {
+		// A web sign-in has no key: its rows carry no fingerprint.
+		detail["fingerprint"] = fp
+	}
 	fail := func(v Verdict) (CodeResult, error) {
 		detail["reason"] = v.String()
 		return CodeResult{Verdict: v}, tx.audit(ctx, a, ActionLoginFailure, name, detail)
@@ -325,7 +329,11 @@ func (tx *wtx) verifyCode(ctx context.Context, a Actor, fp, code, purpose string
 			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM recovery_codes WHERE staff = ? AND used_at IS NULL`, name).Scan(&res.RecoveryLeft); err != nil {
 				return res, err
 			}
-			if err := tx.audit(ctx, a, ActionLoginRecoveryCode, name, Detail{"fingerprint": fp, "purpose": purpose, "remaining": res.RecoveryLeft}); err != nil {
+			rd := Detail{"purpose": purpose, "remaining": res.RecoveryLeft}
+			if fp != "" {
+				rd["fingerprint"] = fp
+			}
+			if err := tx.audit(ctx, a, ActionLoginRecoveryCode, name, rd); err != nil {
 				return res, err
 			}
 			detail["method"] = "recovery_code"
@@ -354,9 +362,17 @@ func (tx *wtx) verifyCode(ctx context.Context, a Actor, fp, code, purpose string
 		}
 		res.Verdict = CodeLocked
 		res.LockedUntil = until.UTC()
-		return res, tx.audit(ctx, a, ActionLoginLocked, name, Detail{
-			"fingerprint": fp, "failures": s.lockoutAfter, "until": until.UTC().Format(TimeFormat),
-		})
+		locked := Detail{"failures": s.lockoutAfter, "until": until.UTC().Format(TimeFormat)}
+		if fp != "" {
+			locked["fingerprint"] = fp
+		}
+		if err := tx.audit(ctx, a, ActionLoginLocked, name, locked); err != nil {
+			return res, err
+		}
+		// A locked member keeps no web session: they end in the same
+		// transaction as the lock.
+		_, err = tx.endWebSessions(ctx, System, `name = ?`, []any{name}, ActionSessionTerminated, "member locked after too many wrong codes")
+		return res, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE staff SET failures = ? WHERE name = ?`, failures, name); err != nil {
 		return CodeResult{}, err

@@ -287,23 +287,60 @@ func (s *Store) CreateSignInLink(ctx context.Context, a Actor) (string, time.Tim
 	return token, expires, err
 }
 
-// RedeemSignInLink uses a sign-in token: once, before it expires. It
-// returns the member it was issued to. Every failure is the same
-// CodeForbidden error (nothing tells a used link from a forged one); a
-// redeemed or refused link is audited by the caller with the sign-in.
-func (s *Store) RedeemSignInLink(ctx context.Context, token string) (string, error) {
+// RedeemSignInLink uses a sign-in token for a browser (a gives the
+// channel and remote address of the audit rows): once, before it expires,
+// for a member who still holds a key and is not locked. It returns the
+// actor to start the session for, with the member's name and role. Every
+// refusal is the same CodeForbidden error (nothing tells a used link from a
+// forged one) and is audited login.failure with its reason; the session
+// start is audited by CreateWebSession.
+func (s *Store) RedeemSignInLink(ctx context.Context, a Actor, token string) (Actor, error) {
 	refused := errorf(CodeForbidden, "this sign-in link is not valid: links work once, for 60 seconds; issue a new one from the console")
-	if token == "" {
-		return "", refused
-	}
-	var name string
+	reason := ""
 	err := s.write(ctx, func(tx *wtx) error {
+		reason = ""
+		now := s.now().UnixMilli()
+		var name string
 		err := tx.QueryRowContext(ctx, `UPDATE signin_links SET used_at = ? WHERE hash = ? AND used_at IS NULL AND expires_at > ?
-			RETURNING name`, s.now().UnixMilli(), tokenHash(token), s.now().UnixMilli()).Scan(&name)
-		if errors.Is(err, sql.ErrNoRows) {
-			return refused
+			RETURNING name`, now, tokenHash(token), now).Scan(&name)
+		who, target := a, ""
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			reason, who.Name = "unknown, used or expired sign-in link", UnknownActor
+		case err != nil:
+			return err
+		default:
+			a.Name, who.Name, target = name, name, name
+			var locked sql.NullInt64
+			if err := tx.QueryRowContext(ctx, `SELECT locked_until FROM staff WHERE name = ?`, name).Scan(&locked); err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			entries := s.Keys().UserEntries(name)
+			switch {
+			case len(entries) == 0:
+				reason = "member has no key"
+			case locked.Valid && locked.Int64 > now:
+				reason = "member locked"
+			default:
+				a.Role = entries[0].Role
+				return nil
+			}
 		}
-		return err
+		return tx.audit(ctx, who, ActionLoginFailure, target, Detail{"method": "link", "reason": reason})
 	})
-	return name, err
+	if err != nil {
+		return Actor{}, err
+	}
+	if reason != "" {
+		return Actor{}, refused
+	}
+	return a, nil
+}
+
+// SignInFormToken is the form token of a sign-in form shown to a browser
+// that holds nonce in a cookie (a signed double submit: a site that cannot
+// read the cookie cannot make the token). It needs no storage and is not a
+// session's token: those are HMACs of base64 text, which never holds a NUL.
+func (s *Store) SignInFormToken(nonce string) string {
+	return s.csrfToken("signin\x00" + nonce)
 }
