@@ -153,6 +153,8 @@ type form struct {
 	field  int // the one with the focus
 	err    string
 	busy   bool
+	// busyText is shown while busy ("" means "Adding…").
+	busyText string
 }
 
 // newForm builds a form; focus(0) starts it.
@@ -246,7 +248,11 @@ func (f *form) view(st *styles, w int, head, hint string) string {
 	}
 	b.WriteString("\n" + st.dim.Render(wrap(hint, w)) + "\n")
 	if f.busy {
-		b.WriteString(st.dim.Render("Adding…") + "\n")
+		text := f.busyText
+		if text == "" {
+			text = "Adding…"
+		}
+		b.WriteString(st.dim.Render(text) + "\n")
 	}
 	if f.err != "" {
 		b.WriteString("\n" + st.err.Render(wrap(clean(f.err), w)) + "\n")

@@ -20,8 +20,10 @@ type keyMap struct {
 	Open, Back  key.Binding
 	Search      key.Binding
 
-	// Key screen.
-	KeyUpdate key.Binding
+	// Key screen (the home screen).
+	KeyUpdate   key.Binding
+	WebLink     key.Binding // one-time web admin sign-in link
+	WebPassword key.Binding // set one's own web password
 
 	// Clients screen.
 	ClientSort       key.Binding
@@ -56,9 +58,11 @@ type keyMap struct {
 	StaffResetTOTP key.Binding
 	StaffUnlock    key.Binding
 	StaffRole      key.Binding
+	StaffPassword  key.Binding // set a member's web password
 
 	// Sessions screen.
-	SessionEnd key.Binding
+	SessionEnd    key.Binding
+	SessionEndAll key.Binding // every session of the member, SSH and web
 
 	// Forms, prompts and inputs.
 	Submit    key.Binding
@@ -92,7 +96,9 @@ func newKeyMap() *keyMap {
 		Back:      b([]string{"esc"}, "esc", "back / clear"),
 		Search:    b([]string{"/"}, "/", "search"),
 
-		KeyUpdate: b([]string{"u"}, "u", "update key"),
+		KeyUpdate:   b([]string{"u"}, "u", "update key"),
+		WebLink:     b([]string{"w"}, "w", "web sign-in link"),
+		WebPassword: b([]string{"p"}, "p", "web password"),
 
 		ClientSort:       b([]string{"s"}, "s", "sort name/created/balance"),
 		ClientSortDir:    b([]string{"S"}, "S", "reverse sort"),
@@ -123,8 +129,10 @@ func newKeyMap() *keyMap {
 		StaffResetTOTP: b([]string{"r"}, "r", "reset TOTP"),
 		StaffUnlock:    b([]string{"u"}, "u", "unlock"),
 		StaffRole:      b([]string{"p"}, "p", "admin/staff"),
+		StaffPassword:  b([]string{"w"}, "w", "set web password"),
 
-		SessionEnd: b([]string{"x"}, "x", "end session"),
+		SessionEnd:    b([]string{"x"}, "x", "end session"),
+		SessionEndAll: b([]string{"X"}, "X", "end all of member"),
 
 		Submit:    b([]string{"enter"}, "enter", "ok"),
 		Cancel:    b([]string{"esc"}, "esc", "cancel"),

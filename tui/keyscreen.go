@@ -3,6 +3,7 @@ package tui
 import (
 	"context"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
@@ -11,11 +12,28 @@ import (
 	"backroom/store"
 )
 
-// keyScreen shows the Stripe key and updates it.
+// keyScreen is the home screen: it shows the Stripe key and updates it,
+// issues one-time web sign-in links and sets the member's own web
+// password.
 type keyScreen struct {
-	e    *env
-	w, h int
-	form *keyForm
+	e       *env
+	w, h    int
+	form    *keyForm
+	pw      *passwordForm
+	link    *signInLink // shown until it expires, esc, or the screen is left
+	linkGen int
+	visible bool
+	hasPW   bool // the member has a web password
+	pwKnown bool
+}
+
+// passwordSetMsg is the outcome of setting the member's own password.
+type passwordSetMsg struct{ err error }
+
+// hasPasswordMsg tells whether the member has a web password.
+type hasPasswordMsg struct {
+	has bool
+	err error
 }
 
 // Steps of the update form.
@@ -48,13 +66,41 @@ type keySetMsg struct {
 
 func newKeyScreen(e *env) *keyScreen { return &keyScreen{e: e} }
 
-func (s *keyScreen) title() string            { return "Key" }
-func (s *keyScreen) activate() tea.Cmd        { return nil }
-func (s *keyScreen) deactivate()              {}
-func (s *keyScreen) capturing() bool          { return s.form != nil }
+func (s *keyScreen) title() string   { return "Key" }
+func (s *keyScreen) capturing() bool { return s.form != nil || s.pw != nil }
+
 func (s *keyScreen) setSize(w, h int) tea.Cmd { s.w, s.h = w, h; s.sizeInputs(); return nil }
 
+func (s *keyScreen) activate() tea.Cmd {
+	s.visible = true
+	st, name := s.e.store, s.e.actor.Name
+	return s.e.call(func(ctx context.Context) tea.Msg {
+		has, err := st.HasPassword(ctx, name)
+		return hasPasswordMsg{has: has, err: err}
+	})
+}
+
+// deactivate drops the sign-in link: it is not left on a screen nobody
+// looks at.
+func (s *keyScreen) deactivate() {
+	s.visible = false
+	s.dropLink()
+}
+
+func (s *keyScreen) dropLink() {
+	s.link = nil
+	s.linkGen++ // its pending tick is ignored
+}
+
+func (s *keyScreen) scheduleLinkTick() tea.Cmd {
+	gen := s.linkGen
+	return s.e.tick(time.Second, func(time.Time) tea.Msg { return linkTickMsg{gen: gen} })
+}
+
 func (s *keyScreen) sizeInputs() {
+	if s.pw != nil {
+		s.pw.size(s.w)
+	}
 	if s.form == nil {
 		return
 	}
@@ -96,6 +142,45 @@ func (s *keyScreen) closeForm() {
 
 func (s *keyScreen) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
+	case hasPasswordMsg:
+		if msg.err == nil {
+			s.hasPW, s.pwKnown = msg.has, true
+		}
+		return nil
+	case linkMsg:
+		if msg.err != nil {
+			s.e.fail(msg.err)
+			return nil
+		}
+		if !s.visible || s.form != nil || s.pw != nil {
+			return nil // left meanwhile: the link is not shown
+		}
+		s.dropLink()
+		s.link = &msg.link
+		s.e.good("Sign-in link issued: it works once, for 60 seconds.")
+		return s.scheduleLinkTick()
+	case linkTickMsg:
+		if msg.gen != s.linkGen || s.link == nil {
+			return nil
+		}
+		if !s.e.now().Before(s.link.expires) {
+			s.dropLink()
+			s.e.info("The sign-in link expired: press w for a new one.")
+			return nil
+		}
+		return s.scheduleLinkTick()
+	case passwordSetMsg:
+		if msg.err != nil {
+			s.e.fail(msg.err)
+			if s.pw != nil {
+				return s.pw.failed(msg.err)
+			}
+			return nil
+		}
+		s.pw = nil
+		s.hasPW, s.pwKnown = true, true
+		s.e.good("New web password set: sign in to the web admin with it and a code from your app.")
+		return nil
 	case keySetMsg:
 		if msg.err != nil {
 			s.e.fail(msg.err)
@@ -117,13 +202,44 @@ func (s *keyScreen) update(msg tea.Msg) tea.Cmd {
 		s.e.good(text)
 		return s.e.reloadHeader()
 	case tea.KeyMsg:
-		if s.form == nil {
-			if keyMatches(msg, s.e.keys.KeyUpdate) {
-				return s.openForm()
-			}
+		switch {
+		case s.form != nil:
+			return s.formKey(msg)
+		case s.pw != nil:
+			return s.pw.key(s.e.keys, msg, func(pw string) tea.Cmd {
+				return s.e.setPassword(s.e.actor.Name, pw, func(err error) tea.Msg { return passwordSetMsg{err: err} })
+			}, func() {
+				s.pw = nil
+				s.e.info("Web password not changed.")
+			})
+		}
+		return s.homeKey(msg)
+	}
+	return nil
+}
+
+// homeKey handles a key on the home screen (no form open).
+func (s *keyScreen) homeKey(k tea.KeyMsg) tea.Cmd {
+	keys := s.e.keys
+	switch {
+	case keyMatches(k, keys.KeyUpdate):
+		s.dropLink()
+		return s.openForm()
+	case keyMatches(k, keys.WebLink):
+		if s.e.webURL == nil {
+			s.e.setStatus(statusErr, webOffText)
 			return nil
 		}
-		return s.formKey(msg)
+		s.e.info("Issuing a sign-in link…")
+		return s.e.issueLink()
+	case keyMatches(k, keys.WebPassword):
+		s.dropLink()
+		var cmd tea.Cmd
+		s.pw, cmd = newPasswordForm(s.e.st, s.e.actor.Name, true, s.w)
+		return cmd
+	case keyMatches(k, keys.Back) && s.link != nil:
+		s.dropLink()
+		s.e.info("Sign-in link hidden; unused, it stops working 60 seconds after it was issued.")
 	}
 	return nil
 }
@@ -211,11 +327,18 @@ func (s *keyScreen) advance() tea.Cmd {
 
 func (s *keyScreen) help() helpKeys {
 	k := s.e.keys
-	if s.form != nil {
-		b := []key.Binding{k.Submit, k.Cancel, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+	switch {
+	case s.form != nil:
+		return flatHelp(k.Submit, k.Cancel, k.ForceQuit)
+	case s.pw != nil:
+		return flatHelp(k.Submit, k.NextField, k.Cancel, k.ForceQuit)
+	case s.link != nil:
+		hide := key.NewBinding(key.WithKeys("esc"), key.WithHelp("esc", "hide link"))
+		return helpKeys{short: []key.Binding{hide, k.WebLink, k.KeyUpdate, k.WebPassword},
+			full: [][]key.Binding{{k.KeyUpdate}, {k.WebLink, hide, k.WebPassword}}}
 	}
-	return helpKeys{short: []key.Binding{k.KeyUpdate}, full: [][]key.Binding{{k.KeyUpdate}}}
+	return helpKeys{short: []key.Binding{k.KeyUpdate, k.WebLink, k.WebPassword},
+		full: [][]key.Binding{{k.KeyUpdate}, {k.WebLink, k.WebPassword}}}
 }
 
 func sourceText(src string) string {
@@ -232,6 +355,12 @@ func sourceText(src string) string {
 
 func (s *keyScreen) view() string {
 	st := s.e.st
+	switch {
+	case s.pw != nil:
+		return s.pw.view(st, max(20, s.w))
+	case s.link != nil:
+		return s.linkView()
+	}
 	var b strings.Builder
 	b.WriteString(st.heading.Render("Stripe API key") + "\n\n")
 	if s.form != nil {
@@ -264,6 +393,7 @@ func (s *keyScreen) view() string {
 	}
 	rows = append(rows, [2]string{"Updates go to", sourceText(ks.Storage)})
 	b.WriteString(st.kv(rows) + "\n\n")
+	b.WriteString(s.webView() + "\n\n")
 	if ks.Source == store.SourceNone {
 		b.WriteString("No Stripe key is set.\n\n")
 	}
@@ -329,5 +459,42 @@ func (s *keyScreen) formView() string {
 	if f.err != "" {
 		b.WriteString("\n" + st.err.Render(wrap(clean(f.err), s.w)) + "\n")
 	}
+	return b.String()
+}
+
+// webView is the home screen's web admin section: whether it is on, and
+// whether the member has a web password.
+func (s *keyScreen) webView() string {
+	st := s.e.st
+	admin := st.dim.Render("off") + " (not served by this server)"
+	if s.e.webURL != nil {
+		admin = "on · w issues a one-time sign-in link"
+	}
+	pw := "…"
+	if s.pwKnown {
+		pw = "not set · p sets it"
+		if s.hasPW {
+			pw = "set · p changes it"
+		}
+	}
+	// Labels as wide as the key's table above ("Updates go to").
+	lw := len("Updates go to")
+	return st.kv([][2]string{{padRight("Web admin", lw), admin}, {padRight("Web password", lw), pw}})
+}
+
+// linkView shows the sign-in link, its countdown, and that it works once.
+func (s *keyScreen) linkView() string {
+	st, l := s.e.st, s.link
+	var b strings.Builder
+	b.WriteString(st.heading.Render("Web admin sign-in link") + "\n\n")
+	left := l.expires.Sub(s.e.now())
+	if left <= 0 {
+		b.WriteString(st.warn.Render(wrap("The sign-in link expired: press w for a new one.", s.w)) + "\n")
+		return b.String()
+	}
+	b.WriteString(wrap("Open it in your browser: it signs in "+clean(s.e.actor.Name)+" without a password. "+
+		"Single use: it works once, and only for 60 seconds. Do not share it.", s.w) + "\n\n")
+	b.WriteString(strings.Join(st.urlLines(l.url, s.w), "\n") + "\n\n")
+	b.WriteString(st.warn.Render("expires in "+fmtCountdown(left)) + st.dim.Render("  ·  esc hides it  ·  w issues a new one"))
 	return b.String()
 }

@@ -10,52 +10,86 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	"github.com/charmbracelet/bubbles/textinput"
 	tea "github.com/charmbracelet/bubbletea"
+
+	"backroom/store"
 )
 
 // sessionsRefresh is how often the Sessions screen refreshes while it is
 // visible (and only then).
 const sessionsRefresh = 2 * time.Second
 
-// sessionsMsg is a fresh list of live sessions.
+// sessionsMsg is a fresh list of live sessions: SSH from the registry, web
+// from the store.
 type sessionsMsg struct {
-	seq  int
-	list []SessionInfo
+	seq    int
+	list   []SessionInfo
+	web    []store.WebSession
+	webErr error
 }
 
 // sessionsTickMsg asks for a refresh; gen tells whether the screen is
 // still the one that scheduled it.
 type sessionsTickMsg struct{ gen int }
 
-// sessionEndMsg is the outcome of ending a session.
+// sessionEndMsg is the outcome of ending sessions.
 type sessionEndMsg struct {
-	user string
+	text string // what was done, for the status line
 	err  error
 }
 
-// sessionsScreen lists live SSH sessions and ends them (admins only).
+// Channels of a session row.
+const (
+	viaSSH = "ssh"
+	viaWeb = "web"
+)
+
+// sessionRow is one live session, SSH or web.
+type sessionRow struct {
+	via     string // viaSSH or viaWeb
+	id      string
+	user    string
+	detail  string // the key's fingerprint (SSH) or the browser (web)
+	agent   string // the full User-Agent (web)
+	remote  string
+	started time.Time
+	last    time.Time // last input (SSH) or request (web)
+}
+
+func (r sessionRow) ref() string { return r.via + ":" + r.id }
+
+// sessionConfirm is a question about ending sessions: one row, or every
+// session of the row's member.
+type sessionConfirm struct {
+	row sessionRow
+	all bool
+}
+
+// sessionsScreen lists live SSH and web sessions and ends them (admins
+// only).
 type sessionsScreen struct {
 	e       *env
 	w, h    int
 	grid    *grid
-	list    []SessionInfo // every live session, oldest first
-	shown   []SessionInfo // after the search
+	list    []sessionRow // every live session, oldest first
+	shown   []sessionRow // after the search
 	search  *textinput.Model
 	query   string
 	loaded  bool
 	visible bool
 	gen     int
 	seq     int
-	confirm *SessionInfo
+	confirm *sessionConfirm
 }
 
 func newSessionsScreen(e *env) *sessionsScreen {
 	s := &sessionsScreen{e: e}
 	s.grid = newGrid(e.st, []column{
 		{title: "user", min: 10, max: 18, prio: 0},
-		{title: "key", min: 16, max: 20, prio: 3},
-		{title: "remote address", min: 21, max: 48, prio: 2},
-		{title: "since (UTC)", min: 11, prio: 4},
-		{title: "idle", min: 7, prio: 1},
+		{title: "via", min: 3, prio: 1},
+		{title: "key / browser", min: 16, max: 28, prio: 4},
+		{title: "remote address", min: 19, max: 48, prio: 3},
+		{title: "since (UTC)", min: 11, prio: 5},
+		{title: "idle", min: 6, prio: 2},
 	})
 	return s
 }
@@ -88,8 +122,12 @@ func (s *sessionsScreen) schedule() tea.Cmd {
 func (s *sessionsScreen) fetch() tea.Cmd {
 	s.seq++
 	seq := s.seq
-	reg := s.e.sessions
-	return func() tea.Msg { return sessionsMsg{seq: seq, list: reg.List()} }
+	reg, st := s.e.sessions, s.e.store
+	return s.e.call(func(ctx context.Context) tea.Msg {
+		msg := sessionsMsg{seq: seq, list: reg.List()}
+		msg.web, msg.webErr = st.ListWebSessions(ctx)
+		return msg
+	})
 }
 
 func shortFingerprint(fp string) string {
@@ -100,30 +138,49 @@ func shortFingerprint(fp string) string {
 	return fp[:keep] + "…"
 }
 
-func (s *sessionsScreen) fill(cursor int) {
-	now := s.e.now()
-	q := strings.ToLower(s.query)
-	s.shown = s.shown[:0]
-	for _, si := range s.list {
-		if q == "" || strings.Contains(strings.ToLower(si.User+" "+si.RemoteAddr+" "+si.Fingerprint), q) {
-			s.shown = append(s.shown, si)
-		}
-	}
-	raw := make([][]string, len(s.shown))
-	for i, si := range s.shown {
-		user := si.User
-		if si.ID == s.e.actor.SessionID && si.ID != "" {
-			user += " (you)"
-		}
+// rows merges the two kinds of session, oldest first.
+func rows(ssh []SessionInfo, web []store.WebSession) []sessionRow {
+	out := make([]sessionRow, 0, len(ssh)+len(web))
+	for _, si := range ssh {
 		last := si.LastInput
 		if last.IsZero() {
 			last = si.Started
 		}
-		started := "—"
-		if !si.Started.IsZero() {
-			started = si.Started.UTC().Format("01-02 15:04")
+		out = append(out, sessionRow{via: viaSSH, id: si.ID, user: si.User, detail: si.Fingerprint,
+			remote: si.RemoteAddr, started: si.Started, last: last})
+	}
+	for _, ws := range web {
+		out = append(out, sessionRow{via: viaWeb, id: ws.ID, user: ws.Name, detail: browserName(ws.UserAgent),
+			agent: ws.UserAgent, remote: ws.RemoteAddr, started: ws.CreatedAt, last: ws.LastSeen})
+	}
+	slices.SortStableFunc(out, func(a, b sessionRow) int { return a.started.Compare(b.started) })
+	return out
+}
+
+func (s *sessionsScreen) fill(cursor int) {
+	now := s.e.now()
+	q := strings.ToLower(s.query)
+	s.shown = s.shown[:0]
+	for _, r := range s.list {
+		if q == "" || strings.Contains(strings.ToLower(strings.Join([]string{r.user, r.via, r.remote, r.detail, r.agent}, " ")), q) {
+			s.shown = append(s.shown, r)
 		}
-		raw[i] = []string{user, shortFingerprint(si.Fingerprint), si.RemoteAddr, started, fmtDuration(now.Sub(last))}
+	}
+	raw := make([][]string, len(s.shown))
+	for i, r := range s.shown {
+		user := r.user
+		if r.via == viaSSH && r.id == s.e.actor.SessionID && r.id != "" {
+			user += " (you)"
+		}
+		started := "—"
+		if !r.started.IsZero() {
+			started = r.started.UTC().Format("01-02 15:04")
+		}
+		detail := r.detail
+		if r.via == viaSSH {
+			detail = shortFingerprint(detail)
+		}
+		raw[i] = []string{user, r.via, detail, r.remote, started, fmtDuration(now.Sub(r.last))}
 	}
 	s.grid.setRows(raw, cursor)
 }
@@ -139,18 +196,19 @@ func (s *sessionsScreen) update(msg tea.Msg) tea.Cmd {
 		if msg.seq != s.seq {
 			return nil
 		}
-		list := slices.Clone(msg.list)
-		slices.SortStableFunc(list, func(a, b SessionInfo) int { return a.Started.Compare(b.Started) })
+		if msg.webErr != nil {
+			s.e.fail(msg.webErr)
+		}
 		// Keep the cursor on the same session across refreshes.
 		var cur string
 		at := s.grid.cursor()
 		if at >= 0 && at < len(s.shown) {
-			cur = s.shown[at].ID
+			cur = s.shown[at].ref()
 		}
-		s.list, s.loaded = list, true
+		s.list, s.loaded = rows(msg.list, msg.web), true
 		s.fill(at)
-		for i, si := range s.shown {
-			if si.ID == cur && i != s.grid.cursor() {
+		for i, r := range s.shown {
+			if r.ref() == cur && i != s.grid.cursor() {
 				s.grid.setCursor(i)
 			}
 		}
@@ -159,7 +217,7 @@ func (s *sessionsScreen) update(msg tea.Msg) tea.Cmd {
 		if msg.err != nil {
 			s.e.fail(msg.err)
 		} else {
-			s.e.good("Ended the session of " + msg.user + ".")
+			s.e.good(msg.text)
 		}
 		return s.fetch()
 	case tea.KeyMsg:
@@ -170,38 +228,21 @@ func (s *sessionsScreen) update(msg tea.Msg) tea.Cmd {
 			return s.searchKey(msg)
 		}
 		keys := s.e.keys
+		if s.grid.moveKey(keys, msg) {
+			return nil
+		}
 		switch {
 		case keyMatches(msg, keys.Search):
-			ti := textinput.New()
-			s.e.st.styleInput(&ti)
-			ti.Prompt = "/"
-			ti.Placeholder = "user, address or key"
-			ti.CharLimit = 60
-			ti.SetValue(s.query)
-			ti.CursorEnd()
-			s.search = &ti
+			s.search = s.e.st.searchInput("user, address, key or browser", 60, 0, s.query)
 			return s.search.Focus()
 		case keyMatches(msg, keys.Back):
 			if s.query != "" {
 				s.query = ""
 				s.fill(0)
 			}
-		case keyMatches(msg, keys.Up):
-			s.grid.up(1)
-		case keyMatches(msg, keys.Down):
-			s.grid.down(1)
-		case keyMatches(msg, keys.PageUp):
-			s.grid.up(s.grid.pageRows())
-		case keyMatches(msg, keys.PageDown):
-			s.grid.down(s.grid.pageRows())
-		case keyMatches(msg, keys.Top):
-			s.grid.top()
-		case keyMatches(msg, keys.Bottom):
-			s.grid.bottom()
-		case keyMatches(msg, keys.SessionEnd):
+		case keyMatches(msg, keys.SessionEnd, keys.SessionEndAll):
 			if i := s.grid.cursor(); i >= 0 && i < len(s.shown) {
-				si := s.shown[i]
-				s.confirm = &si
+				s.confirm = &sessionConfirm{row: s.shown[i], all: keyMatches(msg, keys.SessionEndAll)}
 			}
 		}
 	}
@@ -231,12 +272,12 @@ func (s *sessionsScreen) confirmKey(k tea.KeyMsg) tea.Cmd {
 	keys := s.e.keys
 	switch {
 	case keyMatches(k, keys.Yes):
-		si := *s.confirm
+		c := *s.confirm
 		s.confirm = nil
-		reg, a := s.e.sessions, s.e.actor
-		return s.e.call(func(ctx context.Context) tea.Msg {
-			return sessionEndMsg{user: clean(si.User), err: reg.End(ctx, a, si.ID)}
-		})
+		if c.all {
+			return s.endAll(c.row.user)
+		}
+		return s.end(c.row)
 	case keyMatches(k, keys.No):
 		s.confirm = nil
 		s.e.info("Nothing changed.")
@@ -244,20 +285,96 @@ func (s *sessionsScreen) confirmKey(k tea.KeyMsg) tea.Cmd {
 	return nil
 }
 
+// end ends one session: an SSH one through the registry, a web one
+// through the store (both audited).
+func (s *sessionsScreen) end(r sessionRow) tea.Cmd {
+	reg, st, a := s.e.sessions, s.e.store, s.e.actor
+	user := clean(r.user)
+	return s.e.call(func(ctx context.Context) tea.Msg {
+		if r.via == viaWeb {
+			return sessionEndMsg{text: "Ended the web session of " + user + ".", err: st.EndWebSession(ctx, a, r.id)}
+		}
+		return sessionEndMsg{text: "Ended the session of " + user + ".", err: reg.End(ctx, a, r.id)}
+	})
+}
+
+// endAll ends every session of a member: each live SSH session, then all
+// their web sessions.
+func (s *sessionsScreen) endAll(name string) tea.Cmd {
+	reg, st, a := s.e.sessions, s.e.store, s.e.actor
+	return s.e.call(func(ctx context.Context) tea.Msg {
+		var first error
+		nSSH := 0
+		for _, si := range reg.List() {
+			if si.User != name {
+				continue
+			}
+			err := reg.End(ctx, a, si.ID)
+			switch {
+			case err == nil:
+				nSSH++
+			case store.ErrorCode(err) == store.CodeNotFound: // it ended meanwhile
+			case first == nil:
+				first = err
+			}
+		}
+		nWeb, err := st.EndWebSessionsOf(ctx, a, name, "all sessions ended by "+a.Name)
+		if first == nil {
+			first = err
+		}
+		text := "Ended every session of " + clean(name) + ": " + itoa(nSSH) + " SSH, " + itoa(nWeb) + " web."
+		return sessionEndMsg{text: text, err: first}
+	})
+}
+
 func (s *sessionsScreen) help() helpKeys {
 	k := s.e.keys
 	switch {
 	case s.confirm != nil:
-		b := []key.Binding{k.Yes, k.No, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Yes, k.No, k.ForceQuit)
 	case s.search != nil:
-		b := []key.Binding{k.Submit, k.ClearIn, k.ForceQuit}
-		return helpKeys{short: b, full: [][]key.Binding{b}}
+		return flatHelp(k.Submit, k.ClearIn, k.ForceQuit)
 	}
 	return helpKeys{
-		short: []key.Binding{k.SessionEnd, k.Search, k.Up, k.Down},
-		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.SessionEnd, k.Search, k.Back}},
+		short: []key.Binding{k.SessionEnd, k.SessionEndAll, k.Search, k.Up, k.Down},
+		full:  [][]key.Binding{{k.Up, k.Down, k.PageUp, k.PageDown, k.Top, k.Bottom}, {k.SessionEnd, k.SessionEndAll, k.Search, k.Back}},
 	}
+}
+
+// counts is how many listed sessions of name ("" for everyone) are SSH
+// and web.
+func (s *sessionsScreen) counts(name string) (ssh, web int) {
+	for _, r := range s.list {
+		if name != "" && r.user != name {
+			continue
+		}
+		if r.via == viaWeb {
+			web++
+		} else {
+			ssh++
+		}
+	}
+	return ssh, web
+}
+
+func (s *sessionsScreen) confirmText() string {
+	c := s.confirm
+	r := c.row
+	if c.all {
+		nSSH, nWeb := s.counts(r.user)
+		q := "End every session of " + clean(r.user) + " (" + itoa(nSSH) + " SSH, " + itoa(nWeb) + " web)?"
+		if r.user == s.e.actor.Name {
+			q = "End every session of yours (" + itoa(nSSH) + " SSH, " + itoa(nWeb) + " web), this one too?"
+		}
+		return q
+	}
+	switch {
+	case r.via == viaWeb:
+		return "End the web session of " + clean(r.user) + " from " + clean(r.remote) + "?"
+	case r.id == s.e.actor.SessionID:
+		return "End your own session?"
+	}
+	return "End the session of " + clean(r.user) + " from " + clean(r.remote) + "?"
 }
 
 func (s *sessionsScreen) view() string {
@@ -268,11 +385,7 @@ func (s *sessionsScreen) view() string {
 	var last string
 	switch {
 	case s.confirm != nil:
-		q := "End the session of " + clean(s.confirm.User) + " from " + clean(s.confirm.RemoteAddr) + "?"
-		if s.confirm.ID == s.e.actor.SessionID {
-			q = "End your own session?"
-		}
-		last = st.warn.Render(q) + st.dim.Render("  y/n")
+		last = st.warn.Render(s.confirmText()) + st.dim.Render("  y/n")
 	case s.search != nil:
 		last = s.search.View()
 	case len(s.list) == 0:
@@ -284,6 +397,9 @@ func (s *sessionsScreen) view() string {
 			word = " live session"
 		}
 		text := itoa(n) + word
+		if _, nWeb := s.counts(""); nWeb > 0 {
+			text += " (" + itoa(n-nWeb) + " SSH, " + itoa(nWeb) + " web)"
+		}
 		if s.query != "" {
 			text += " · " + itoa(len(s.shown)) + " match " + strconv.Quote(clean(s.query)) + " (esc clears)"
 		}

@@ -51,6 +51,7 @@ type staffScreen struct {
 	detail  string  // the member shown in detail, "" for the list
 	prompt  *prompt // reset TOTP is a promptChoice: e or s
 	form    *form   // adds a member (or another key of a member)
+	pw      *passwordForm
 	enr     *enrollment
 	enrName string
 	search  *textinput.Model
@@ -80,7 +81,7 @@ func (s *staffScreen) title() string { return "Staff" }
 func (s *staffScreen) deactivate()   {}
 
 func (s *staffScreen) capturing() bool {
-	return s.prompt != nil || s.form != nil || s.enr != nil || s.search != nil
+	return s.prompt != nil || s.form != nil || s.pw != nil || s.enr != nil || s.search != nil
 }
 
 func (s *staffScreen) activate() tea.Cmd { return s.load() }
@@ -91,6 +92,9 @@ func (s *staffScreen) setSize(w, h int) tea.Cmd {
 	s.keys.setSize(w, max(2, h-6))
 	if s.form != nil {
 		s.form.size(w - 22)
+	}
+	if s.pw != nil {
+		s.pw.size(w)
 	}
 	return nil
 }
@@ -195,12 +199,16 @@ func (s *staffScreen) update(msg tea.Msg) tea.Cmd {
 		}
 		if msg.err != nil {
 			s.e.fail(msg.err)
+			var again tea.Cmd
 			if s.form != nil {
 				s.form.err = store.ErrorMessage(msg.err)
 			}
-			return tea.Batch(s.load(), s.e.reloadHeader())
+			if s.pw != nil {
+				again = s.pw.failed(msg.err)
+			}
+			return tea.Batch(again, s.load(), s.e.reloadHeader())
 		}
-		s.form = nil
+		s.form, s.pw = nil, nil
 		s.e.good(msg.text)
 		if msg.enrollment != nil {
 			s.enr = newEnrollment(s.e.st, msg.enrollment)
@@ -216,6 +224,8 @@ func (s *staffScreen) update(msg tea.Msg) tea.Cmd {
 			return nil
 		case s.form != nil:
 			return s.formKey(msg)
+		case s.pw != nil:
+			return s.pwKey(msg)
 		case s.prompt != nil:
 			return s.promptKey(msg)
 		case s.search != nil:
@@ -325,6 +335,10 @@ func (s *staffScreen) memberKey(k tea.KeyMsg) tea.Cmd {
 			done: s.change("Unlocked "+name+".", func(ctx context.Context, st Store, a store.Actor) (*store.Enrollment, error) {
 				return nil, st.Unlock(ctx, a, name)
 			})})
+	case keyMatches(k, keys.StaffPassword):
+		var cmd tea.Cmd
+		s.pw, cmd = newPasswordForm(s.e.st, name, name == s.e.actor.Name, s.w)
+		return cmd
 	case keyMatches(k, keys.StaffRole):
 		role, text := store.RoleAdmin, "Make "+name+" an admin?"
 		if m.Role == store.RoleAdmin {
@@ -415,6 +429,21 @@ func (s *staffScreen) formKey(k tea.KeyMsg) tea.Cmd {
 	})
 }
 
+// pwKey handles a key in the web password form: the password goes to the
+// store in a Cmd and is not kept.
+func (s *staffScreen) pwKey(k tea.KeyMsg) tea.Cmd {
+	name := s.pw.name
+	return s.pw.key(s.e.keys, k, func(pw string) tea.Cmd {
+		s.e.info("working…")
+		return s.e.setPassword(name, pw, func(err error) tea.Msg {
+			return staffDoneMsg{text: "New web password set for " + name + ".", err: err}
+		})
+	}, func() {
+		s.pw = nil
+		s.e.info("Web password not changed.")
+	})
+}
+
 func (s *staffScreen) submitForm() tea.Cmd {
 	f := s.form
 	name := f.value(addName)
@@ -463,12 +492,14 @@ func (s *staffScreen) help() helpKeys {
 		return helpKeys{short: []key.Binding{done}, full: [][]key.Binding{{done, k.ForceQuit}}}
 	case s.form != nil:
 		return flatHelp(k.Submit, k.NextField, k.PrevField, k.Toggle, k.Cancel, k.ForceQuit)
+	case s.pw != nil:
+		return flatHelp(k.Submit, k.NextField, k.Cancel, k.ForceQuit)
 	case s.prompt != nil:
 		return s.prompt.help(k)
 	case s.search != nil:
 		return flatHelp(k.Submit, k.ClearIn, k.ForceQuit)
 	}
-	actions := []key.Binding{k.StaffAdd, k.StaffRemove, k.StaffResetTOTP, k.StaffUnlock, k.StaffRole}
+	actions := []key.Binding{k.StaffAdd, k.StaffRemove, k.StaffResetTOTP, k.StaffUnlock, k.StaffRole, k.StaffPassword}
 	if s.detail != "" {
 		return helpKeys{
 			short: append([]key.Binding{k.Back, k.StaffRemoveKey}, actions[1:]...),
@@ -490,6 +521,8 @@ func (s *staffScreen) view() string {
 			st.warn.Render("Shown once: hand it over now."),
 		}
 		return s.enr.render(st, s.w, s.h, head, nil, true)
+	case s.pw != nil:
+		return s.pw.view(st, max(20, s.w))
 	case s.form != nil:
 		hint := "Their QR code, secret and recovery codes are shown once after adding."
 		if s.form.fields[addEnroll].on {

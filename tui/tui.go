@@ -56,6 +56,13 @@ type Store interface {
 	ReplayWebhook(ctx context.Context, a store.Actor, eventID string, process store.Processor) (string, error)
 	ListRejected(ctx context.Context, beforeID int64, limit int) ([]store.WebhookAttempt, error)
 	RejectedDropped(ctx context.Context, since time.Time) (int64, error)
+
+	CreateSignInLink(ctx context.Context, a store.Actor) (string, time.Time, error)
+	SetPassword(ctx context.Context, a store.Actor, name, pw string) error
+	HasPassword(ctx context.Context, name string) (bool, error)
+	ListWebSessions(ctx context.Context) ([]store.WebSession, error)
+	EndWebSession(ctx context.Context, a store.Actor, id string) error
+	EndWebSessionsOf(ctx context.Context, a store.Actor, name, reason string) (int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -122,6 +129,10 @@ type Options struct {
 	// configured; without one the console says "webhook secret not set"
 	// (the endpoint refuses every event).
 	WebhookSecretSet bool
+	// WebSignInURL builds the web admin's one-time sign-in URL for a token
+	// issued by the store; nil when the web admin is off (the console
+	// then says so instead of issuing a link).
+	WebSignInURL func(token string) string
 	// Actor is the staff member of this session.
 	Actor store.Actor
 	// Fingerprint is the SHA256 fingerprint of the key they signed with.
@@ -163,7 +174,8 @@ type env struct {
 	sessions Sessions
 	sync     ClientSync
 	replay   store.Processor
-	secret   bool // a webhook secret is configured
+	secret   bool                      // a webhook secret is configured
+	webURL   func(token string) string // nil: the web admin is off
 	actor    store.Actor
 	fp       string
 	now      func() time.Time
@@ -301,6 +313,7 @@ func New(o Options) *Model {
 		sync:     o.ClientSync,
 		replay:   o.WebhookProcessor,
 		secret:   o.WebhookSecretSet,
+		webURL:   o.WebSignInURL,
 		actor:    o.Actor,
 		fp:       o.Fingerprint,
 		now:      o.Now,
@@ -426,8 +439,10 @@ func (m *Model) route(msg tea.Msg) tea.Cmd {
 func owns(s screen, msg tea.Msg) bool {
 	switch s.(type) {
 	case *keyScreen:
-		_, ok := msg.(keySetMsg)
-		return ok
+		switch msg.(type) {
+		case keySetMsg, linkMsg, linkTickMsg, passwordSetMsg, hasPasswordMsg:
+			return true
+		}
 	case *clientsScreen:
 		return isClientsMsg(msg)
 	case *auditScreen:

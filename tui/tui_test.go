@@ -568,7 +568,7 @@ func TestSessionsScreen(t *testing.T) {
 	h.keys("6")
 	s := h.m.screens[5].(*sessionsScreen)
 	for i, si := range s.list {
-		if si.User == "bob" {
+		if si.user == "bob" {
 			s.grid.setCursor(i)
 		}
 	}

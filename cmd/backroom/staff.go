@@ -17,6 +17,7 @@ import (
 	"github.com/mdp/qrterminal/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/term"
 
 	"backroom/store"
 	"backroom/store/authkeys"
@@ -26,7 +27,7 @@ import (
 const maxKeyFile = 64 << 10
 
 func newStaffCmd(inv *invocation) *cobra.Command {
-	c := groupCmd("staff", "Manage staff: their SSH keys, second factor and role")
+	c := groupCmd("staff", "Manage staff: their SSH keys, second factor, role and web password")
 	c.AddCommand(
 		newStaffAddCmd(inv),
 		newStaffListCmd(inv),
@@ -35,6 +36,7 @@ func newStaffCmd(inv *invocation) *cobra.Command {
 		newStaffResetTOTPCmd(inv),
 		newStaffUnlockCmd(inv),
 		newStaffSetRoleCmd(inv),
+		newStaffSetPasswordCmd(inv),
 	)
 	return c
 }
@@ -516,4 +518,92 @@ func plural(n int, one, many string) string {
 		return one
 	}
 	return many
+}
+
+func newStaffSetPasswordCmd(inv *invocation) *cobra.Command {
+	c := &cobra.Command{
+		Use:   "set-password NAME",
+		Short: "Set a staff member's web admin password, read from stdin (never from the command line)",
+		Long: `Set the password a staff member signs in to the web admin with (followed by a
+code from their authenticator). The password is read from stdin: the first line,
+or typed twice at a hidden prompt when stdin is a terminal. It is never taken
+from the command line, where other users of the machine could see it, and it is
+never printed.
+
+It must have at least 12 characters, not be all digits, not be too similar to
+the user name and not be in the list of common passwords; a refusal names the
+rule (exit 2). An unknown member is exit 1. Staff can also set their own
+password from the SSH console (p on the Key screen).`,
+		Example: `  backroom staff set-password alice < alice.pw
+  pass show backroom/alice | backroom staff set-password alice
+  backroom staff set-password alice      # prompts twice, input hidden`,
+		Args: exactArgs("NAME"),
+		RunE: func(c *cobra.Command, args []string) error {
+			name := args[0]
+			e, err := inv.openEnv(c, openOptions{})
+			if err != nil {
+				return err
+			}
+			defer e.close()
+			// Unknown members are refused before anything is typed.
+			if _, err := e.st.GetStaff(inv.Ctx, name); err != nil {
+				return e.storeError(err)
+			}
+			pw, err := inv.readNewPassword(name)
+			if err != nil {
+				return err
+			}
+			if err := e.st.SetPassword(inv.Ctx, inv.actor(), name, pw); err != nil {
+				return e.storeError(err)
+			}
+			fmt.Fprintf(inv.Stdout, "Set the web password of %s. They sign in to the web admin with it and a code from their authenticator.\n", name)
+			return nil
+		},
+	}
+	c.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// A flag error could quote a password typed as a flag: say nothing of it.
+		return usageErrorf("staff set-password takes NAME and no flags but the global ones: pipe the password in on stdin (%s staff set-password NAME < FILE)", inv.Prog)
+	})
+	return c
+}
+
+// readNewPassword reads a new web password for name: typed twice at a
+// hidden prompt when stdin is a terminal, otherwise the first line of
+// stdin (its line ending removed, nothing else). An empty one is refused.
+func (inv *invocation) readNewPassword(name string) (string, error) {
+	if f, ok := inv.Stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		read := func(prompt string) (string, error) {
+			fmt.Fprint(inv.Stderr, prompt)
+			b, err := term.ReadPassword(int(f.Fd()))
+			fmt.Fprintln(inv.Stderr)
+			if err != nil {
+				return "", usageErrorf("reading the password from the terminal: %v", err)
+			}
+			return string(b), nil
+		}
+		pw, err := read("New web password for " + name + " (input hidden): ")
+		if err != nil {
+			return "", err
+		}
+		if pw == "" {
+			return "", usageErrorf("no password typed; nothing was changed")
+		}
+		again, err := read("Type it again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != pw {
+			return "", usageErrorf("the two passwords do not match; nothing was changed")
+		}
+		return pw, nil
+	}
+	line, err := bufio.NewReader(io.LimitReader(inv.Stdin, maxSecretInput)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", usageErrorf("reading the password from stdin: %v", err)
+	}
+	pw := strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+	if pw == "" {
+		return "", usageErrorf("no password on stdin: pipe it in on the first line (%s staff set-password %s < FILE), or run it at a terminal to type it at a hidden prompt; never put it on the command line", inv.Prog, name)
+	}
+	return pw, nil
 }

@@ -423,3 +423,93 @@ func TestStaffRoundTrips(t *testing.T) {
 		t.Errorf("audit rows do not name the CLI actor:\n%s", r.stdout)
 	}
 }
+
+func TestStaffSetPassword(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	keyPath, _ := h.pubKeyFile("alice")
+	h.run("", "staff", "add", "alice", "--key", keyPath, "--enroll-at-login").must(t, 0)
+	const pw = "plum harbor velvet 42"
+	var outputs []result
+	run := func(stdin string, want int, args ...string) result {
+		t.Helper()
+		r := h.run(stdin, args...).must(t, want)
+		outputs = append(outputs, r)
+		return r
+	}
+
+	// Weak passwords are refused with the rule named (exit 2) and not stored.
+	for _, c := range []struct{ pw, rule string }{
+		{"kiwi9", "too short"},
+		{"123456789012345", "all digits"},
+		{"alicealice12", "too similar to the user name"},
+		{"password1234", "too common"},
+	} {
+		r := run(c.pw+"\n", 2, "staff", "set-password", "alice")
+		if !strings.Contains(r.stderr, c.rule) {
+			t.Errorf("%q: stderr does not name the rule %q:\n%s", c.pw, c.rule, r.stderr)
+		}
+	}
+	// Empty stdin, or an empty first line, is refused with a clear message.
+	for _, stdin := range []string{"", "\n", "\r\n" + pw + "\n"} {
+		r := run(stdin, 2, "staff", "set-password", "alice")
+		if !strings.Contains(r.stderr, "no password on stdin") || !strings.Contains(r.stderr, "never put it on the command line") {
+			t.Errorf("stdin %q: stderr:\n%s", stdin, r.stderr)
+		}
+	}
+	// An unknown member is exit 1, before stdin is read.
+	r := run(pw+"\n", 1, "staff", "set-password", "zed")
+	if !strings.Contains(r.stderr, `no staff member named "zed"`) {
+		t.Errorf("unknown member: %s", r.stderr)
+	}
+	// A password as an argument or a flag is refused without repeating it.
+	run("", 2, "staff", "set-password", "alice", "hunter2hunter2hunter2")
+	run("", 2, "staff", "set-password", "alice", "-phunter2hunter2hunter2")
+	run("", 2, "staff", "set-password", "alice", "--password=hunter2hunter2hunter2")
+
+	s := h.openStore()
+	if has, err := s.HasPassword(context.Background(), "alice"); err != nil || has {
+		t.Fatalf("a refused password was stored: %v %v", has, err)
+	}
+	s.Close()
+
+	// The first line is the password (its line ending removed, spaces kept).
+	r = run(pw+"\r\nsecond line\n", 0, "staff", "set-password", "alice")
+	if !strings.Contains(r.stdout, "Set the web password of alice") {
+		t.Errorf("stdout: %s", r.stdout)
+	}
+	s = h.openStore()
+	defer s.Close()
+	ctx := context.Background()
+	for cand, want := range map[string]bool{pw: true, pw + "\r": false, "second line": false} {
+		if ok, err := s.VerifyPassword(ctx, "alice", cand); err != nil || ok != want {
+			t.Errorf("VerifyPassword(%q) = %v %v, want %v", cand, ok, err, want)
+		}
+	}
+	rows, err := s.ListAudit(ctx, store.AuditQuery{ActionPrefix: store.ActionPasswordSet})
+	if err != nil || len(rows) != 1 || !strings.HasPrefix(rows[0].Actor, "cli:") || rows[0].Target != "alice" || rows[0].Channel != store.ChannelCLI {
+		t.Fatalf("audit: %+v %v", rows, err)
+	}
+
+	// The password is never printed, and never stored in plain text.
+	for _, r := range outputs {
+		for _, secret := range []string{pw, "hunter2", "kiwi9", "alicealice12"} {
+			if strings.Contains(r.stdout+r.stderr, secret) {
+				t.Fatalf("output shows %q:\n%s\n%s", secret, r.stdout, r.stderr)
+			}
+		}
+	}
+	if hits := filesContaining(t, h.data, pw); len(hits) > 0 {
+		t.Fatalf("the password is in %v", hits)
+	}
+
+	// The staff command's help lists it; its own help says stdin.
+	r = run("", 0, "staff", "--help")
+	if !strings.Contains(r.stdout, "set-password") || !strings.Contains(r.stdout, "web password") {
+		t.Errorf("staff --help:\n%s", r.stdout)
+	}
+	r = run("", 0, "staff", "set-password", "--help")
+	if !strings.Contains(r.stdout, "read from stdin") || !strings.Contains(r.stdout, "exit 2") {
+		t.Errorf("set-password --help:\n%s", r.stdout)
+	}
+}

@@ -51,6 +51,9 @@ type Config struct {
 	// WebhookSecretSet tells the console whether a webhook secret is
 	// configured (without one it says "webhook secret not set").
 	WebhookSecretSet bool
+	// WebSignInURL builds the web admin's sign-in link for a token (nil:
+	// the web admin is off).
+	WebSignInURL func(token string) string
 }
 
 // Server is the SSH server.
@@ -328,6 +331,7 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 
 			WebhookProcessor: s.cfg.WebhookProcessor,
 			WebhookSecretSet: s.cfg.WebhookSecretSet,
+			WebSignInURL:     s.cfg.WebSignInURL,
 		}
 		if w.mode == modeEnroll {
 			opts.Enroll = true
