@@ -1,11 +1,14 @@
-// Package server runs Backroom's network edges: the SSH console server and
-// the sibling HTTP listener, started together and stopped together.
+// Package server runs Backroom's network edges: the SSH console server, the
+// sibling HTTP listener (Stripe's webhooks, health) and the web admin — on
+// the HTTP listener or on a listener of its own — started together and
+// stopped together.
 package server
 
 import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -23,6 +26,7 @@ import (
 
 	"backroom/server/httpd"
 	"backroom/server/sshd"
+	"backroom/server/web"
 	"backroom/server/webhooks"
 	"backroom/store"
 	"backroom/tui"
@@ -70,6 +74,32 @@ type Config struct {
 	// (default 1h).
 	WebhookRetention     time.Duration
 	WebhookPruneInterval time.Duration
+
+	// AdminPath is where the web admin is served (ADMIN_URL); "" turns the
+	// web admin off.
+	AdminPath string
+	// AdminAddr gives the web admin a listener of its own
+	// (BACKROOM_ADMIN_ADDR): the HTTP listener then never serves it. ""
+	// serves it on the HTTP listener.
+	AdminAddr string
+	// AdminAllow are the client addresses that may see the admin
+	// (BACKROOM_ADMIN_ALLOW_CIDRS); others get the plain 404.
+	AdminAllow []netip.Prefix
+	// TLSCert puts TLS on the listener that serves the admin
+	// (BACKROOM_TLS_CERT_FILE, BACKROOM_TLS_KEY_FILE); nil: plain HTTP.
+	TLSCert *tls.Certificate
+	// CookieSecure marks the admin's cookies Secure and sends HSTS behind a
+	// TLS proxy (BACKROOM_COOKIE_SECURE); TLSCert implies it.
+	CookieSecure bool
+	// PublicURL is the admin listener's public origin, for the console's
+	// sign-in links (BACKROOM_PUBLIC_URL); "" uses the bound address
+	// (http:// or https://).
+	PublicURL string
+	// WebLimits are the web sessions' idle and absolute lifetimes
+	// (default 30m and 12h); WebPruneInterval is how often expired ones
+	// are ended (default 1m).
+	WebLimits        store.WebSessionLimits
+	WebPruneInterval time.Duration
 }
 
 // MaxStartups caps concurrent unauthenticated SSH connections: above Start,
@@ -77,21 +107,25 @@ type Config struct {
 // Full.
 type MaxStartups = sshd.MaxStartups
 
-// Server is both listeners, bound and ready to run.
+// Server is the listeners, bound and ready to run.
 type Server struct {
-	cfg     Config
-	sync    *boundSync // nil without cfg.ClientSync
-	log     *slog.Logger
-	sshLn   net.Listener
-	httpLn  net.Listener
-	ssh     *sshd.Server
-	http    *http.Server
-	hostKey gossh.Signer
+	cfg       Config
+	sync      *boundSync // nil without cfg.ClientSync
+	log       *slog.Logger
+	sshLn     net.Listener
+	httpLn    net.Listener
+	adminLn   net.Listener // nil unless the admin has its own listener
+	ssh       *sshd.Server
+	http      *http.Server
+	admin     *http.Server // nil unless the admin has its own listener
+	web       *web.Handler // nil when the web admin is off
+	publicURL string       // the admin listener's public origin
+	hostKey   gossh.Signer
 }
 
 // AddrError is returned by New when a listener cannot be bound.
 type AddrError struct {
-	Setting string // BACKROOM_SSH_ADDR or BACKROOM_HTTP_ADDR
+	Setting string // BACKROOM_SSH_ADDR, BACKROOM_HTTP_ADDR or BACKROOM_ADMIN_ADDR
 	Addr    string
 	Err     error
 }
@@ -102,7 +136,7 @@ func (e *AddrError) Error() string {
 
 func (e *AddrError) Unwrap() error { return e.Err }
 
-// New binds both listeners (so a port in use is reported before anything
+// New binds the listeners (so a port in use is reported before anything
 // runs) and prepares the servers.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
@@ -116,6 +150,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.KeysPollInterval <= 0 {
 		cfg.KeysPollInterval = time.Second
+	}
+	if cfg.WebPruneInterval <= 0 {
+		cfg.WebPruneInterval = time.Minute
+	}
+	if cfg.WebLimits.Idle <= 0 {
+		cfg.WebLimits.Idle = 30 * time.Minute
+	}
+	if cfg.WebLimits.MaxAge <= 0 {
+		cfg.WebLimits.MaxAge = 12 * time.Hour
 	}
 	signer, err := LoadOrCreateHostKey(cfg.HostKeyPath)
 	if err != nil {
@@ -136,6 +179,10 @@ func New(cfg Config) (*Server, error) {
 		Process:        webhooks.Process,
 		Logger:         cfg.Logger.With("server", "http", "component", "webhooks"),
 	})
+	var signInURL func(string) string
+	if cfg.AdminPath != "" {
+		signInURL = s.SignInURL // answers once the admin is built, below
+	}
 	s.ssh, err = sshd.New(sshd.Config{
 		Store:          cfg.Store,
 		Logger:         cfg.Logger.With("server", "ssh"),
@@ -152,22 +199,125 @@ func New(cfg Config) (*Server, error) {
 		// Replays from the console do what a delivery does.
 		WebhookProcessor: webhooks.Process,
 		WebhookSecretSet: webhook.SecretSet(),
+		WebSignInURL:     signInURL,
 	})
 	if err != nil {
 		return nil, err
 	}
-	s.http = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "http"), httpd.Routes{Webhook: webhook}), cfg.Logger)
 
+	if err := s.listen(); err != nil {
+		return nil, err
+	}
+	routes := httpd.Routes{Webhook: webhook}
+	if cfg.AdminPath != "" {
+		if err := s.newWeb(); err != nil {
+			s.closeListeners()
+			return nil, err
+		}
+		if s.adminLn == nil {
+			routes.Admin, routes.AdminPath = s.web, cfg.AdminPath
+		} else {
+			s.admin = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "admin"),
+				httpd.Routes{Admin: s.web, AdminPath: cfg.AdminPath}), cfg.Logger)
+		}
+		// A member who loses a key (or whose key changes owner, role or
+		// restrictions) loses their web sessions, which belong to no key.
+		cfg.Store.OnKeyOwnersRemoved(func(names []string) {
+			for _, n := range names {
+				if _, err := cfg.Store.EndWebSessionsOf(context.Background(), store.System, n, "key removed or changed"); err != nil {
+					s.log.Error("ending the web sessions of a member whose key was removed", "member", n, "err", err)
+				}
+			}
+		})
+	}
+	s.http = httpd.NewServer(httpd.Handler(cfg.Store, cfg.Logger.With("server", "http"), routes), cfg.Logger)
+	if cfg.TLSCert != nil {
+		tc := &tls.Config{Certificates: []tls.Certificate{*cfg.TLSCert}, MinVersion: tls.VersionTLS12}
+		if s.admin != nil {
+			s.admin.TLSConfig = tc
+		} else {
+			s.http.TLSConfig = tc
+		}
+	}
+	return s, nil
+}
+
+// listen binds the SSH, HTTP and (when separate) admin listeners.
+func (s *Server) listen() error {
+	cfg := s.cfg
+	var err error
 	s.sshLn, err = net.Listen("tcp", cfg.SSHAddr)
 	if err != nil {
-		return nil, &AddrError{Setting: "BACKROOM_SSH_ADDR", Addr: cfg.SSHAddr, Err: err}
+		return &AddrError{Setting: "BACKROOM_SSH_ADDR", Addr: cfg.SSHAddr, Err: err}
 	}
 	s.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		s.sshLn.Close()
-		return nil, &AddrError{Setting: "BACKROOM_HTTP_ADDR", Addr: cfg.HTTPAddr, Err: err}
+		s.closeListeners()
+		return &AddrError{Setting: "BACKROOM_HTTP_ADDR", Addr: cfg.HTTPAddr, Err: err}
 	}
-	return s, nil
+	if cfg.AdminPath != "" && cfg.AdminAddr != "" {
+		s.adminLn, err = net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			s.closeListeners()
+			return &AddrError{Setting: "BACKROOM_ADMIN_ADDR", Addr: cfg.AdminAddr, Err: err}
+		}
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, ln := range []net.Listener{s.sshLn, s.httpLn, s.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+}
+
+// newWeb builds the web admin, once the listener that serves it is bound
+// (its address is the default public URL).
+func (s *Server) newWeb() error {
+	cfg := s.cfg
+	ln := s.httpLn
+	if s.adminLn != nil {
+		ln = s.adminLn
+	}
+	s.publicURL = strings.TrimRight(cfg.PublicURL, "/")
+	if s.publicURL == "" {
+		s.publicURL = defaultPublicURL(ln.Addr(), cfg.TLSCert != nil)
+	}
+	var err error
+	s.web, err = web.New(web.Config{
+		Store:            cfg.Store,
+		Path:             cfg.AdminPath,
+		Allow:            cfg.AdminAllow,
+		TrustedProxies:   cfg.TrustedProxies,
+		Secure:           cfg.CookieSecure || cfg.TLSCert != nil,
+		PublicURL:        s.publicURL,
+		Limits:           cfg.WebLimits,
+		Now:              cfg.Now,
+		Logger:           cfg.Logger.With("server", "http", "component", "web"),
+		WebhookProcessor: webhooks.Process,
+		WebhookSecretSet: len(cfg.WebhookSecrets) > 0,
+		SSH:              s.ssh.Sessions(),
+	})
+	return err
+}
+
+// defaultPublicURL is http(s):// and a listener's address; an unspecified
+// host (every interface) becomes localhost.
+func defaultPublicURL(a net.Addr, tls bool) string {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return scheme + a.String()
+	}
+	if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	return scheme + net.JoinHostPort(host, port)
 }
 
 // SSHAddr is the bound SSH address.
@@ -175,6 +325,35 @@ func (s *Server) SSHAddr() string { return s.sshLn.Addr().String() }
 
 // HTTPAddr is the bound HTTP address.
 func (s *Server) HTTPAddr() string { return s.httpLn.Addr().String() }
+
+// AdminAddr is the bound address of the listener serving the web admin
+// (the HTTP listener's unless it has its own), "" when the admin is off.
+func (s *Server) AdminAddr() string {
+	switch {
+	case s.web == nil:
+		return ""
+	case s.adminLn != nil:
+		return s.adminLn.Addr().String()
+	}
+	return s.HTTPAddr()
+}
+
+// AdminURL is the web admin's public URL, "" when it is off.
+func (s *Server) AdminURL() string {
+	if s.web == nil {
+		return ""
+	}
+	return s.publicURL + s.cfg.AdminPath
+}
+
+// SignInURL is the web admin's sign-in link for a token, as the console
+// shows it ("" when the admin is off).
+func (s *Server) SignInURL(token string) string {
+	if s.web == nil {
+		return ""
+	}
+	return s.publicURL + s.cfg.AdminPath + "link/" + token
+}
 
 // HostKeyFingerprint is the SSH host key's SHA256 fingerprint, for staff to
 // check on first connect.
@@ -202,11 +381,25 @@ func (s *Server) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error {
-		if err := s.http.Serve(s.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serveHTTP(s.http, s.httpLn); err != nil {
 			return fmt.Errorf("http server: %w", err)
 		}
 		return nil
 	})
+	if s.admin != nil {
+		g.Go(func() error {
+			if err := serveHTTP(s.admin, s.adminLn); err != nil {
+				return fmt.Errorf("admin server: %w", err)
+			}
+			return nil
+		})
+	}
+	if s.web != nil {
+		g.Go(func() error {
+			s.pruneWebSessions(gctx)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		s.cfg.Store.WatchAuthorizedKeys(gctx, s.cfg.KeysPollInterval)
 		return nil
@@ -228,9 +421,44 @@ func (s *Server) Run(ctx context.Context) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 		defer cancel()
-		return errors.Join(s.ssh.Shutdown(sctx), s.http.Shutdown(sctx))
+		errs := []error{s.ssh.Shutdown(sctx), s.http.Shutdown(sctx)}
+		if s.admin != nil {
+			errs = append(errs, s.admin.Shutdown(sctx))
+		}
+		return errors.Join(errs...)
 	})
 	return g.Wait()
+}
+
+// serveHTTP serves hs on ln, with TLS when hs has a TLS configuration.
+func serveHTTP(hs *http.Server, ln net.Listener) error {
+	var err error
+	if hs.TLSConfig != nil {
+		err = hs.ServeTLS(ln, "", "")
+	} else {
+		err = hs.Serve(ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// pruneWebSessions ends expired web sessions (each audited) every
+// WebPruneInterval until ctx ends.
+func (s *Server) pruneWebSessions(ctx context.Context) {
+	t := time.NewTicker(s.cfg.WebPruneInterval)
+	defer t.Stop()
+	for {
+		if err := s.cfg.Store.PruneWebSessions(ctx, s.cfg.WebLimits); err != nil && ctx.Err() == nil {
+			s.log.Error("pruning expired web sessions", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // boundSync gives the console a ClientSync whose syncs belong to the

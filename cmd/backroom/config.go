@@ -23,6 +23,7 @@ import (
 
 	"backroom/server"
 	"backroom/server/stripeapi"
+	"backroom/server/web"
 	"backroom/server/webhooks"
 	"backroom/store"
 )
@@ -50,6 +51,15 @@ const (
 	envWebhookMaxBody = "BACKROOM_WEBHOOK_MAX_BODY"
 	envTrustedProxies = "BACKROOM_TRUSTED_PROXIES"
 	envWebhookRetain  = "BACKROOM_WEBHOOK_RETENTION"
+	envAdminURL       = "ADMIN_URL"
+	envAdminAddr      = "BACKROOM_ADMIN_ADDR"
+	envAdminAllow     = "BACKROOM_ADMIN_ALLOW_CIDRS"
+	envTLSCert        = "BACKROOM_TLS_CERT_FILE"
+	envTLSKey         = "BACKROOM_TLS_KEY_FILE"
+	envCookieSecure   = "BACKROOM_COOKIE_SECURE"
+	envPublicURL      = "BACKROOM_PUBLIC_URL"
+	envWebIdle        = "BACKROOM_WEB_IDLE_TIMEOUT"
+	envWebMaxAge      = "BACKROOM_WEB_MAX_AGE"
 	dotenvFile        = ".env"
 	masterKeyDataFile = store.MasterKeyFile
 )
@@ -78,6 +88,10 @@ const (
 	defaultSQLiteSync    = "NORMAL"
 	defaultWebhookBody   = "1MiB"
 	defaultWebhookRetain = "720h"
+	defaultAdminURL      = "/backroom-admin/"
+	defaultAdminAllow    = "127.0.0.0/8,::1/128"
+	defaultWebIdle       = "30m"
+	defaultWebMaxAge     = "12h"
 	enrollDuration       = 10 * time.Minute
 )
 
@@ -111,6 +125,15 @@ func settings() []setting {
 		{envWebhookMaxBody, "", defaultWebhookBody, "largest webhook body: bytes, or with a unit (512KiB, 1MiB, 2MB); 4KiB-64MiB"},
 		{envTrustedProxies, "", "empty", "CIDRs of proxies whose X-Forwarded-For is believed (comma-separated; empty = none)"},
 		{envWebhookRetain, "", defaultWebhookRetain, "how long webhook events and attempts are kept (at least 72h: Stripe retries for 3 days)"},
+		{envAdminURL, "", defaultAdminURL, "the web admin's path, /…/ (production: a long random path, e.g. /$(openssl rand -hex 16)/; never /admin/)"},
+		{envAdminAddr, "", "the HTTP listener", "a listener of the web admin's own, HOST:PORT (then the webhook port never serves it)"},
+		{envAdminAllow, "", defaultAdminAllow, "CIDRs that may see the web admin, others get a 404 (0.0.0.0/0,::/0 opens it; empty = web admin off)"},
+		{envTLSCert, "", "unset", "TLS certificate (PEM) of the listener serving the web admin; with " + envTLSKey},
+		{envTLSKey, "", "unset", "its private key (PEM); both or neither"},
+		{envCookieSecure, "", "0", "1 = Secure cookies and HSTS behind a TLS proxy (implied by TLS on the listener)"},
+		{envPublicURL, "", "http://ADDR", "the web admin's public origin, for console sign-in links (default: http(s):// + the listener's address)"},
+		{envWebIdle, "", defaultWebIdle, "web sessions end after this long without a request (1m-24h)"},
+		{envWebMaxAge, "", defaultWebMaxAge, "web sessions end this long after sign-in, whatever (5m-720h)"},
 	}
 }
 
@@ -193,6 +216,22 @@ type Config struct {
 	WebhookMaxBody   int64
 	TrustedProxies   []netip.Prefix
 	WebhookRetention time.Duration
+
+	// AdminPath is the web admin's path (ADMIN_URL); "" when the admin is
+	// off (BACKROOM_ADMIN_ALLOW_CIDRS empty).
+	AdminPath string
+	// AdminAddr is the web admin's own listener ("" = the HTTP listener).
+	AdminAddr, AdminAddrOrigin string
+	AdminAllow                 []netip.Prefix
+	// TLSCertFile and TLSKeyFile put TLS on the listener serving the
+	// admin (both set, or neither).
+	TLSCertFile, TLSKeyFile string
+	CookieSecure            bool
+	// PublicURL is the admin listener's public origin, without a trailing
+	// slash; "" for the default (the bound address).
+	PublicURL string
+	WebIdle   time.Duration
+	WebMaxAge time.Duration
 
 	// Warnings are things worth saying that do not stop start-up (an
 	// unknown BACKROOM_ variable, probably a typo).
@@ -404,6 +443,9 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		cfg.WebhookRetention = d
 	}
 
+	// The web admin.
+	loadWebConfig(src, cfg, bad, durIn)
+
 	// Unknown BACKROOM_ variables are probably typos.
 	known := map[string]bool{}
 	for _, s := range settings() {
@@ -429,6 +471,87 @@ func loadConfig(flags, env, dotenv map[string]string) (*Config, error) {
 		return nil, &configError{problems: problems}
 	}
 	return cfg, nil
+}
+
+// loadWebConfig reads the web admin's settings.
+func loadWebConfig(src configSource, cfg *Config, bad func(origin, format string, args ...any),
+	durIn func(env, def string, lo, hi time.Duration) time.Duration) {
+	get := func(env, def string) (string, string) {
+		if v, origin, ok := src.lookup(env, "", false); ok {
+			return v, origin
+		}
+		return def, env
+	}
+	v, origin := get(envAdminURL, defaultAdminURL)
+	cfg.AdminPath = strings.TrimSpace(v)
+	if err := web.ValidPath(cfg.AdminPath); err != nil {
+		bad(origin, "%q %v", v, err)
+	}
+	v, origin, ok := src.lookup(envAdminAllow, "", true)
+	if !ok {
+		v = defaultAdminAllow
+	}
+	var err error
+	cfg.AdminAllow, err = parsePrefixes(v)
+	switch {
+	case err != nil:
+		bad(origin, "%v (use comma-separated CIDRs such as %s, 0.0.0.0/0,::/0 for everyone, or empty to turn the web admin off)", err, defaultAdminAllow)
+	case len(cfg.AdminAllow) == 0:
+		cfg.AdminPath = "" // nobody may see it: the web admin is off
+	}
+
+	if v, origin, ok := src.lookup(envAdminAddr, "", false); ok {
+		cfg.AdminAddr, cfg.AdminAddrOrigin = strings.TrimSpace(v), origin
+		switch err := checkAddr(cfg.AdminAddr); {
+		case err != nil:
+			bad(origin, "%q %v (e.g. 127.0.0.1:8443; unset = the HTTP listener serves the admin)", v, err)
+		case sameListen(cfg.AdminAddr, cfg.HTTPAddr):
+			bad(origin, "%q is the same address as %s: unset it to serve the admin on the HTTP listener, or give it its own port", v, cfg.HTTPAddrOrigin)
+		case sameListen(cfg.AdminAddr, cfg.SSHAddr):
+			bad(origin, "%q is the same address as %s: give the admin its own port", v, cfg.SSHAddrOrigin)
+		}
+	}
+
+	cert, certOrigin, certSet := src.lookup(envTLSCert, "", false)
+	key, keyOrigin, keySet := src.lookup(envTLSKey, "", false)
+	switch {
+	case certSet && !keySet:
+		bad(certOrigin, "is set without %s: set both (the certificate and its private key) or neither", envTLSKey)
+	case keySet && !certSet:
+		bad(keyOrigin, "is set without %s: set both (the certificate and its private key) or neither", envTLSCert)
+	case certSet:
+		cfg.TLSCertFile, cfg.TLSKeyFile = cert, key
+	}
+
+	v, origin = get(envCookieSecure, "0")
+	switch strings.TrimSpace(v) {
+	case "0":
+	case "1":
+		cfg.CookieSecure = true
+	default:
+		bad(origin, "%q is not valid: use 1 (behind a TLS proxy: Secure cookies and HSTS) or 0", v)
+	}
+
+	if v, origin, ok := src.lookup(envPublicURL, "", false); ok {
+		u, err := url.Parse(strings.TrimSpace(v))
+		switch {
+		case err == nil && u.User != nil:
+			// Never quoted: the user part may hold a password.
+			bad(origin, "holds a user name or password: use only the origin browsers reach the admin at, such as https://backroom.example.com")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+			(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+			bad(origin, "%q is not valid: use the origin browsers reach the admin at, such as https://backroom.example.com (no path)", v)
+		default:
+			cfg.PublicURL = u.Scheme + "://" + u.Host
+		}
+	}
+
+	cfg.WebIdle = durIn(envWebIdle, defaultWebIdle, time.Minute, 24*time.Hour)
+	cfg.WebMaxAge = durIn(envWebMaxAge, defaultWebMaxAge, 5*time.Minute, 720*time.Hour)
+	if cfg.WebIdle > 0 && cfg.WebMaxAge > 0 && cfg.WebIdle > cfg.WebMaxAge {
+		_, origin := get(envWebIdle, defaultWebIdle)
+		bad(origin, "%s is longer than %s (%s): a session could never be idle that long", shortDuration(cfg.WebIdle), envWebMaxAge, shortDuration(cfg.WebMaxAge))
+	}
 }
 
 // Bounds of BACKROOM_WEBHOOK_MAX_BODY.

@@ -229,6 +229,23 @@ func TestConfigBadValues(t *testing.T) {
 		{"trusted proxies word", map[string]string{envTrustedProxies: "cloudflare"}, nil, []string{envTrustedProxies, `"cloudflare" is not a CIDR or an address`}, ""},
 		{"webhook retention short", map[string]string{envWebhookRetain: "24h"}, nil, []string{envWebhookRetain + ": 24h is too short: use 72h or more"}, ""},
 		{"webhook retention text", map[string]string{envWebhookRetain: "a month"}, nil, []string{envWebhookRetain + `: "a month" is not a duration`}, ""},
+		{"admin url no slashes", map[string]string{envAdminURL: "backroom"}, nil, []string{envAdminURL + `: "backroom" must start and end with /`}, ""},
+		{"admin url admin", map[string]string{envAdminURL: "/Admin/"}, nil, []string{envAdminURL, "must not be /admin/"}, ""},
+		{"admin url webhooks", map[string]string{envAdminURL: "/webhooks/x/"}, nil, []string{envAdminURL, "must not start with /webhooks"}, ""},
+		{"admin url characters", map[string]string{envAdminURL: "/a%20b/"}, nil, []string{envAdminURL, "only letters, digits"}, ""},
+		{"admin url dot segment", map[string]string{envAdminURL: "/a/../b/"}, nil, []string{envAdminURL, ". or .. segment"}, ""},
+		{"admin allow", map[string]string{envAdminAllow: "everyone"}, nil, []string{envAdminAllow, `"everyone" is not a CIDR`, "0.0.0.0/0,::/0"}, ""},
+		{"admin addr", map[string]string{envAdminAddr: "8443"}, nil, []string{envAdminAddr + `: "8443" is not an address`}, ""},
+		{"admin addr same as http", map[string]string{envAdminAddr: "127.0.0.1:8080"}, nil, []string{envAdminAddr, "same address as " + envHTTPAddr}, ""},
+		{"tls cert alone", map[string]string{envTLSCert: "/etc/cert.pem"}, nil, []string{envTLSCert + ": is set without " + envTLSKey}, ""},
+		{"tls key alone", map[string]string{envTLSKey: "/etc/key.pem"}, nil, []string{envTLSKey + ": is set without " + envTLSCert}, ""},
+		{"cookie secure", map[string]string{envCookieSecure: "yes"}, nil, []string{envCookieSecure + `: "yes" is not valid`}, ""},
+		{"public url path", map[string]string{envPublicURL: "https://ops.example.com/backroom"}, nil, []string{envPublicURL, "no path"}, ""},
+		{"public url scheme", map[string]string{envPublicURL: "ops.example.com"}, nil, []string{envPublicURL, "is not valid"}, ""},
+		{"public url credentials", map[string]string{envPublicURL: "https://user:hunter2@ops.example.com"}, nil, []string{envPublicURL, "user name or password"}, "hunter2"},
+		{"web idle", map[string]string{envWebIdle: "10s"}, nil, []string{envWebIdle + ": 10s is out of range: use 1m to 24h"}, ""},
+		{"web max age", map[string]string{envWebMaxAge: "forever"}, nil, []string{envWebMaxAge + `: "forever" is not a duration`}, ""},
+		{"web idle over max age", map[string]string{envWebIdle: "2h", envWebMaxAge: "1h"}, nil, []string{envWebIdle, "longer than " + envWebMaxAge}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -588,5 +605,41 @@ func TestServeWebhookSettings(t *testing.T) {
 	}
 	if c, err := st.GetClient(context.Background(), "cus_Serve1"); err != nil || c.Email != "a@example.com" {
 		t.Errorf("client from the event: %+v, %v", c, err)
+	}
+}
+
+// TestConfigWebAdmin: the web admin's settings, their defaults and
+// precedence; an empty allow list turns the admin off.
+func TestConfigWebAdmin(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadConfig(nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminPath != "/backroom-admin/" || cfg.AdminAddr != "" || cfg.TLSCertFile != "" || cfg.CookieSecure ||
+		cfg.PublicURL != "" || cfg.WebIdle != 30*time.Minute || cfg.WebMaxAge != 12*time.Hour ||
+		len(cfg.AdminAllow) != 2 || cfg.AdminAllow[0].String() != "127.0.0.0/8" || cfg.AdminAllow[1].String() != "::1/128" {
+		t.Errorf("defaults: %+v", cfg)
+	}
+	cfg, err = loadConfig(nil, map[string]string{
+		envAdminURL: "/Ops-9f8e7d/", envAdminAddr: "127.0.0.1:8443", envAdminAllow: "10.0.0.0/8, 192.0.2.7",
+		envTLSCert: "cert.pem", envTLSKey: "key.pem", envCookieSecure: "1", envPublicURL: "https://ops.example.com/",
+		envWebIdle: "10m",
+	}, map[string]string{envAdminURL: "/from-dotenv/", envWebIdle: "1h", envWebMaxAge: "2h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminPath != "/Ops-9f8e7d/" || cfg.AdminAddr != "127.0.0.1:8443" || cfg.AdminAddrOrigin != envAdminAddr ||
+		len(cfg.AdminAllow) != 2 || cfg.AdminAllow[1].String() != "192.0.2.7/32" || cfg.TLSCertFile != "cert.pem" ||
+		cfg.TLSKeyFile != "key.pem" || !cfg.CookieSecure || cfg.PublicURL != "https://ops.example.com" ||
+		cfg.WebIdle != 10*time.Minute || cfg.WebMaxAge != 2*time.Hour {
+		t.Errorf("set: %+v", cfg)
+	}
+	cfg, err = loadConfig(nil, map[string]string{envAdminAllow: ""}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.AdminPath != "" {
+		t.Errorf("an empty allow list leaves the admin on at %q", cfg.AdminPath)
 	}
 }

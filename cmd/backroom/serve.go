@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -79,6 +81,16 @@ func (inv *invocation) serve(c *cobra.Command) error {
 	syncer := stripeapi.NewSyncer(newStripeClient(cfg, log.With("component", "stripe")), e.st, nil)
 	defer syncer.Wait()
 
+	var cert *tls.Certificate
+	if cfg.TLSCertFile != "" {
+		c, err := tls.LoadX509KeyPair(inv.abs(cfg.TLSCertFile), inv.abs(cfg.TLSKeyFile))
+		if err != nil {
+			return usageErrorf("%s / %s: cannot load the TLS certificate and key: %v (give PEM files: the certificate chain, and its unencrypted private key)",
+				envTLSCert, envTLSKey, tlsLoadReason(err))
+		}
+		cert = &c
+	}
+
 	srv, err := server.New(server.Config{
 		Store:          e.st,
 		Logger:         log,
@@ -98,6 +110,14 @@ func (inv *invocation) serve(c *cobra.Command) error {
 		WebhookMaxBody:   cfg.WebhookMaxBody,
 		TrustedProxies:   cfg.TrustedProxies,
 		WebhookRetention: cfg.WebhookRetention,
+
+		AdminPath:    cfg.AdminPath,
+		AdminAddr:    cfg.AdminAddr,
+		AdminAllow:   cfg.AdminAllow,
+		TLSCert:      cert,
+		CookieSecure: cfg.CookieSecure,
+		PublicURL:    cfg.PublicURL,
+		WebLimits:    store.WebSessionLimits{Idle: cfg.WebIdle, MaxAge: cfg.WebMaxAge},
 	})
 	if err != nil {
 		return serverError(cfg, err)
@@ -105,6 +125,18 @@ func (inv *invocation) serve(c *cobra.Command) error {
 	log.Info("SSH host key: check this fingerprint on first connect", "fingerprint", srv.HostKeyFingerprint(),
 		"file", filepath.Join(dir, store.HostKeyFile))
 	log.Info("listening", "ssh", srv.SSHAddr(), "http", srv.HTTPAddr(), "data", dir)
+	if srv.AdminURL() == "" {
+		log.Info("web admin off (" + envAdminAllow + " is empty)")
+	} else {
+		// The admin's address is logged, never its path: logs travel
+		// further than the configuration.
+		log.Info("web admin listening", "addr", srv.AdminAddr(), "tls", cert != nil, "separate_listener", cfg.AdminAddr != "",
+			"allow", prefixList(cfg.AdminAllow), "secure_cookies", cfg.CookieSecure || cert != nil)
+		if cfg.AdminPath == defaultAdminURL {
+			log.Warn(envAdminURL + " is the default " + defaultAdminURL + ": in production set it to a long random path " +
+				"(such as /$(openssl rand -hex 16)/) so that the web admin cannot be found by guessing")
+		}
+	}
 	if n := len(cfg.WebhookSecrets); n == 0 {
 		log.Warn("webhook secret not set: POST /webhooks/stripe answers 503 and no Stripe event is accepted; set " +
 			envWebhookSecret + " to the endpoint's signing secret (whsec_…, from Stripe's dashboard or `stripe listen`)")
@@ -138,6 +170,23 @@ func (inv *invocation) serve(c *cobra.Command) error {
 	return nil
 }
 
+// tlsLoadReason is tls.LoadX509KeyPair's error without file contents.
+func tlsLoadReason(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Op + " " + pe.Path + ": " + pe.Err.Error()
+	}
+	return err.Error()
+}
+
+func prefixList(ps []netip.Prefix) string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return strings.Join(out, ",")
+}
+
 func anyAdmin(staff []store.Staff) bool {
 	for _, s := range staff {
 		if s.Role == store.RoleAdmin {
@@ -159,6 +208,8 @@ func serverError(cfg *Config, err error) error {
 			origin = cfg.SSHAddrOrigin
 		case envHTTPAddr:
 			origin = cfg.HTTPAddrOrigin
+		case envAdminAddr:
+			origin = cfg.AdminAddrOrigin
 		}
 		reason := ae.Err
 		var op *net.OpError

@@ -2,7 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -198,4 +205,101 @@ func TestServeRefusesUnreachableKeyring(t *testing.T) {
 	if !strings.Contains(r.stderr, envUseKeyring) || !strings.Contains(r.stderr, "cannot be reached") {
 		t.Errorf("unreachable keyring:\n%s", r.stderr)
 	}
+}
+
+// TestServeWebAdmin: serve puts the web admin at ADMIN_URL on a listener of
+// its own when BACKROOM_ADMIN_ADDR is set (with TLS from the certificate
+// files), the HTTP listener never serves it, and the logs never show the
+// secret path; a certificate that does not load stops start-up (exit 2).
+func TestServeWebAdmin(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	certPEM, keyPEM, pool := testCertificate(t)
+	h.env[envAdminURL] = "/ops-5d1c9a7e/"
+	h.env[envAdminAddr] = "127.0.0.1:0"
+	h.env[envTLSCert] = h.writeFile("cert.pem", string(certPEM))
+	h.env[envTLSKey] = h.writeFile("key.pem", string(keyPEM))
+	s := startServe(t, h)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(s.stderr.String(), "web admin listening") && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	addr := s.logValue(t, "web admin listening", "addr")
+	if s.logValue(t, "web admin listening", "tls") != "true" {
+		t.Error("the admin is not on TLS")
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := client.Get("https://" + addr + "/ops-5d1c9a7e/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Set-Cookie"), "__Host-") {
+		t.Errorf("admin sign-in page = %d (%q)", resp.StatusCode, resp.Header.Get("Set-Cookie"))
+	}
+	resp, err = http.Get("http://" + s.logValue(t, "listening", "http") + "/ops-5d1c9a7e/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Errorf("the webhook listener serves the admin: %d", resp.StatusCode)
+	}
+	if code := s.stop(t); code != 0 {
+		t.Fatalf("serve exited %d", code)
+	}
+	if strings.Contains(s.stderr.String(), "ops-5d1c9a7e") || strings.Contains(s.stderr.String(), "is the default") {
+		t.Errorf("the log shows the admin path, or warns about the default:\n%s", s.stderr.String())
+	}
+
+	// The default path is served on the HTTP listener, with a warning.
+	d := newHarness(t)
+	s = startServe(t, d)
+	http1 := s.logValue(t, "listening", "http")
+	resp, err = http.Get("http://" + http1 + "/backroom-admin/signin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("default admin = %d", resp.StatusCode)
+	}
+	s.stop(t)
+	if !strings.Contains(s.stderr.String(), "ADMIN_URL is the default /backroom-admin/") {
+		t.Errorf("no warning about the default path:\n%s", s.stderr.String())
+	}
+
+	h.env[envTLSKey] = h.writeFile("key.pem", "not a key")
+	r := h.runEnv(map[string]string{envSSHAddr: "127.0.0.1:0", envHTTPAddr: "127.0.0.1:0"}, "", "serve").must(t, 2)
+	if !strings.Contains(r.stderr, envTLSCert+" / "+envTLSKey+": cannot load") {
+		t.Errorf("bad key file:\n%s", r.stderr)
+	}
+}
+
+// testCertificate is a self-signed certificate for 127.0.0.1 (PEM) and a
+// pool that trusts it.
+func testCertificate(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "backroom serve test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(leaf)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), pool
 }

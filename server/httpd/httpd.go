@@ -1,5 +1,5 @@
-// Package httpd is Backroom's HTTP listener: health checks and the Stripe
-// webhook endpoint; the web admin joins it later.
+// Package httpd is Backroom's HTTP listener: health checks, the Stripe
+// webhook endpoint and, when it is served here, the web admin.
 package httpd
 
 import (
@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,11 @@ type Routes struct {
 	// Webhook receives POST /webhooks/stripe (other methods: 405 with
 	// Allow: POST). Nil leaves the path a 404.
 	Webhook http.Handler
+	// Admin receives every request whose escaped path starts with
+	// AdminPath exactly (another case or a percent-encoded spelling is an
+	// unknown path). Nil: the listener serves no admin.
+	Admin     http.Handler
+	AdminPath string
 }
 
 // Handler serves the HTTP routes. Everything not routed is a plain 404, and
@@ -49,10 +55,24 @@ func Handler(store Pinger, log *slog.Logger, routes Routes) http.Handler {
 		}
 		plain(w, http.StatusOK, "ready")
 	})
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		plain(w, http.StatusNotFound, "404 page not found")
-	})
-	return securityHeaders(noRedirects(mux))
+	mux.HandleFunc("/", NotFound)
+	var h http.Handler = mux
+	if routes.Admin != nil && routes.AdminPath != "" {
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.EscapedPath(), routes.AdminPath) {
+				routes.Admin.ServeHTTP(w, r)
+				return
+			}
+			mux.ServeHTTP(w, r)
+		})
+	}
+	return securityHeaders(noRedirects(h))
+}
+
+// NotFound is the listener's one 404: a plain line, the same for every
+// unknown path (the web admin answers it too, to whoever may not see it).
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	plain(w, http.StatusNotFound, "404 page not found")
 }
 
 // noRedirects answers 404 for a request whose path ServeMux would redirect
@@ -61,7 +81,7 @@ func Handler(store Pinger, log *slog.Logger, routes Routes) http.Handler {
 func noRedirects(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p := r.URL.EscapedPath(); p != cleanPath(p) {
-			plain(w, http.StatusNotFound, "404 page not found")
+			NotFound(w, r)
 			return
 		}
 		h.ServeHTTP(w, r)

@@ -200,3 +200,32 @@ func TestSlowHeaderIsCut(t *testing.T) {
 		t.Fatal("a slow client held its connection past the header timeout")
 	}
 }
+
+// TestAdminMount: the admin handler gets every request whose escaped path
+// starts with its path, exactly; other spellings are the plain 404 and
+// the other routes are unchanged.
+func TestAdminMount(t *testing.T) {
+	admin := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("admin " + r.URL.Path)) })
+	base := serveRoutes(t, &pinger{}, Routes{Admin: admin, AdminPath: "/ops-x1/"})
+	for path, want := range map[string]string{
+		"/ops-x1/":        "admin /ops-x1/",
+		"/ops-x1/signin":  "admin /ops-x1/signin",
+		"/ops-x1":         "404 page not found\n",
+		"/OPS-x1/":        "404 page not found\n",
+		"/ops%2Dx1/":      "404 page not found\n",
+		"/ops-x1/../x":    "404 page not found\n",
+		"/admin/":         "404 page not found\n",
+		"/healthz":        "ok\n",
+		"/elsewhere/deep": "404 page not found\n",
+	} {
+		code, body, h := get(t, "GET", base+path)
+		if body != want || h.Get("Location") != "" {
+			t.Errorf("GET %s = %d %q, want %q", path, code, body, want)
+		}
+	}
+	// Without an admin, its path is an unknown path like any other.
+	base = serve(t, &pinger{})
+	if code, body, _ := get(t, "GET", base+"/ops-x1/"); code != 404 || body != "404 page not found\n" {
+		t.Errorf("no admin: %d %q", code, body)
+	}
+}
