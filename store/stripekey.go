@@ -20,6 +20,20 @@ const (
 	SourceNone     = "none"
 )
 
+// SourceLabel names a key source (SourceEnv, …) for people, as the
+// console and the web admin show it.
+func SourceLabel(src string) string {
+	switch src {
+	case SourceEnv:
+		return "environment (STRIPE_API_KEY)"
+	case SourceKeyring:
+		return "OS keyring"
+	case SourceDatabase:
+		return "database (encrypted)"
+	}
+	return "none"
+}
+
 // Stripe key modes and kinds.
 const (
 	ModeTest       = "test"

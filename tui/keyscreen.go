@@ -341,18 +341,6 @@ func (s *keyScreen) help() helpKeys {
 		full: [][]key.Binding{{k.KeyUpdate}, {k.WebLink, k.WebPassword}}}
 }
 
-func sourceText(src string) string {
-	switch src {
-	case store.SourceEnv:
-		return "environment (STRIPE_API_KEY)"
-	case store.SourceKeyring:
-		return "OS keyring"
-	case store.SourceDatabase:
-		return "database (encrypted)"
-	}
-	return "none"
-}
-
 func (s *keyScreen) view() string {
 	st := s.e.st
 	switch {
@@ -376,7 +364,7 @@ func (s *keyScreen) view() string {
 		return s.secretView() + b.String()
 	}
 	ks := s.e.keyStatus
-	rows := [][2]string{{"Source", sourceText(ks.Source)}}
+	rows := [][2]string{{"Source", store.SourceLabel(ks.Source)}}
 	if ks.Source != store.SourceNone {
 		rows = append(rows,
 			[2]string{"Mode", st.badge(ks.Badge()) + " " + ks.Mode},
@@ -391,7 +379,7 @@ func (s *keyScreen) view() string {
 	} else {
 		rows = append(rows, [2]string{"Mode", st.badge("NONE")})
 	}
-	rows = append(rows, [2]string{"Updates go to", sourceText(ks.Storage)})
+	rows = append(rows, [2]string{"Updates go to", store.SourceLabel(ks.Storage)})
 	b.WriteString(st.kv(rows) + "\n\n")
 	b.WriteString(s.webView() + "\n\n")
 	if ks.Source == store.SourceNone {

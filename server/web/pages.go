@@ -33,7 +33,7 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, req *request
 	if err != nil {
 		d.KeyErr = store.ErrorMessage(err)
 	}
-	d.Key, d.Source = ks, sourceText(ks.Source)
+	d.Key, d.Source = ks, store.SourceLabel(ks.Source)
 	if d.Failed, err = h.st.CountFailedWebhooks(ctx); err != nil {
 		return err
 	}
@@ -42,18 +42,6 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request, req *request
 	}
 	h.render(w, r, req, http.StatusOK, "dashboard", view{Title: "Dashboard", Data: d})
 	return nil
-}
-
-func sourceText(src string) string {
-	switch src {
-	case store.SourceEnv:
-		return "environment (STRIPE_API_KEY)"
-	case store.SourceKeyring:
-		return "OS keyring"
-	case store.SourceDatabase:
-		return "database (encrypted)"
-	}
-	return "none"
 }
 
 // --- Stripe key --------------------------------------------------------------------
@@ -67,7 +55,7 @@ type keyData struct {
 
 func (h *Handler) keyData(ctx context.Context) keyData {
 	ks, err := h.st.KeyStatus(ctx)
-	d := keyData{Key: ks, Source: sourceText(ks.Source), Storage: sourceText(ks.Storage)}
+	d := keyData{Key: ks, Source: store.SourceLabel(ks.Source), Storage: store.SourceLabel(ks.Storage)}
 	if err != nil {
 		d.KeyErr = store.ErrorMessage(err)
 	}
