@@ -1,7 +1,7 @@
 // Package stripemock runs github.com/stripe/stripe-mock (Stripe's API from
 // its OpenAPI fixtures) on free loopback ports for a test or benchmark.
 //
-// It exists for the tests of server/stripeapi and cmd/backroom only.
+// It exists for tests only (server/stripeapi, server/web, cmd/backroom).
 package stripemock
 
 import (
