@@ -641,9 +641,19 @@ func withCaps(t *testing.T, capN, few int64) {
 	t.Cleanup(func() { countCap, fewClients = oldCap, oldFew })
 }
 
+// withSearchCaps lowers the bounds of a filtered search's count for one
+// test.
+func withSearchCaps(t *testing.T, capN, rows int64) {
+	t.Helper()
+	oldCap, oldRows := searchCountCap, searchCountRows
+	searchCountCap, searchCountRows = capN, rows
+	t.Cleanup(func() { searchCountCap, searchCountRows = oldCap, oldRows })
+}
+
 func TestClientTotalsCapped(t *testing.T) {
 	e := newEnv(t)
 	withCaps(t, 20, 5)
+	withSearchCaps(t, 20, 1000)
 	mustUpsert(t, e.s, SourceSync, someClients(100, 1)...) // livemode: even; delinquent: every 10th
 	for _, tc := range []struct {
 		q     ClientQuery
@@ -652,7 +662,7 @@ func TestClientTotalsCapped(t *testing.T) {
 	}{
 		{ClientQuery{}, 100, false},                 // estimated, never counted
 		{ClientQuery{Search: "example"}, 20, false}, // every email: capped
-		{ClientQuery{Search: "example", Livemode: ptr(true)}, 20, false},
+		{ClientQuery{Search: "example", Livemode: ptr(true), Limit: 10}, 20, false},
 		{ClientQuery{Search: "client003"}, 10, true},
 		{ClientQuery{Search: "C"}, 20, false},                               // a name prefix
 		{ClientQuery{Deleted: ptr(false)}, 20, false},                       // a broad filter
@@ -663,6 +673,58 @@ func TestClientTotalsCapped(t *testing.T) {
 		p := mustListClients(t, e.s, tc.q)
 		if p.Total != tc.total || p.TotalExact != tc.exact {
 			t.Errorf("%+v: total %d exact %v, want %d %v", tc.q, p.Total, p.TotalExact, tc.total, tc.exact)
+		}
+	}
+}
+
+// TestClientSearchCountBounds: a substring search with a filter reads a
+// client row per match to count; the count stops at searchCountCap
+// matching clients and reads at most searchCountRows matches, and says so
+// (not exact). The pages themselves still list every match.
+func TestClientSearchCountBounds(t *testing.T) {
+	e := newEnv(t)
+	withSearchCaps(t, 5, 20)
+	mustUpsert(t, e.s, SourceSync, someClients(100, 1)...) // livemode: even; delinquent: every 10th; emails client00NN@example.com
+	all := allClients(t, e.s)
+	later := func(q ClientQuery) ClientQuery { // the page after the first
+		p := mustListClients(t, e.s, q)
+		q.After = &p.Clients[len(p.Clients)-1]
+		return q
+	}
+	for _, tc := range []struct {
+		what  string
+		q     ClientQuery
+		total int64
+		exact bool
+	}{
+		// 10 matches (client0030-39), all read: exact.
+		{"few matches", ClientQuery{Search: "client003", Livemode: ptr(true), Limit: 2}, 5, true},
+		{"few matches, one passes", ClientQuery{Search: "client003", Delinquent: ptr(true), Limit: 2}, 1, true},
+		// 100 matches, half of them live: stops after 5 found.
+		{"capped", ClientQuery{Search: "example", Livemode: ptr(true), Limit: 2}, 5, false},
+		{"capped, later page", later(ClientQuery{Search: "example", Livemode: ptr(true), Limit: 2}), 5, false},
+		// Delinquent: 2 of the first 20 matches read (client0000, 0010);
+		// a lower bound, raised to what the first page shows.
+		{"rows read", later(ClientQuery{Search: "example", Delinquent: ptr(true), Limit: 2}), 2, false},
+		{"rows read, first page", ClientQuery{Search: "example", Delinquent: ptr(true), Limit: 4}, 4, false},
+		{"none", ClientQuery{Search: "example", Deleted: ptr(true), Limit: 2}, 0, true},
+	} {
+		p := mustListClients(t, e.s, tc.q)
+		if p.Total != tc.total || p.TotalExact != tc.exact {
+			t.Errorf("%s: total %d exact %v, want %d %v", tc.what, p.Total, p.TotalExact, tc.total, tc.exact)
+		}
+		// Whatever the count, the pages list every match, in order.
+		q := tc.q
+		q.After = nil
+		var want []Client
+		for _, c := range expectedOrder(all, q) {
+			if strings.Contains(c.Email, q.Search) {
+				want = append(want, c)
+			}
+		}
+		slices.SortFunc(want, func(a, b Client) int { return cmp.Compare(a.ID, b.ID) })
+		if got := customerIDs(walkForward(t, e.s, q)); !slices.Equal(got, customerIDs(want)) {
+			t.Errorf("%s: pages list %v, want %v", tc.what, got, customerIDs(want))
 		}
 	}
 }
