@@ -51,6 +51,10 @@ type IncomingEvent struct {
 	CustomerID string    // the customer the event is about, when any
 	Payload    []byte    // the verified body
 	Secret     string    // which configured secret verified it (a label, never the secret)
+	// Object is the payload's data.object when the endpoint has read it
+	// already (processors need not parse the payload again); empty on a
+	// replay. It is not stored.
+	Object json.RawMessage
 }
 
 // WebhookEvent is a stored event with its latest status.
@@ -112,7 +116,9 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 	// Processors are pure: run them before taking the write lock.
 	effect, perr := runProcessor(process, ev)
 	var outcome string
-	err := s.write(ctx, func(tx *wtx) error {
+	// Re-runnable: the closure works on copies and sets outcome afresh.
+	err := s.writeRerunnable(ctx, func(tx *wtx) error {
+		ev, att := ev, att
 		status, found, err := tx.webhookStatus(ctx, ev.EventID)
 		if err != nil {
 			return err
@@ -127,7 +133,10 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 			}
 			return tx.insertAttempt(ctx, att)
 		}
-		outcome, att.Error = tx.applyEffect(ctx, &ev, effect, perr)
+		outcome, att.Error, err = tx.applyEffect(ctx, &ev, effect, perr)
+		if err != nil {
+			return err
+		}
 		att.Outcome = outcome
 		if err := tx.upsertEvent(ctx, ev, outcome, att.Error, true); err != nil {
 			return err
@@ -155,11 +164,13 @@ func (tx *wtx) webhookStatus(ctx context.Context, eventID string) (string, bool,
 	return status, err == nil, err
 }
 
-// applyEffect applies a processor's effect under a savepoint: a failure
-// undoes the effect but keeps the transaction (the event is still
-// recorded, as failed). It scrubs the payload when the event is about a
-// forgotten client.
-func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEffect, perr error) (outcome, errText string) {
+// applyEffect applies a processor's effect. A failure to apply it undoes
+// the effect but keeps the transaction, so that the event is still
+// recorded, as failed: under a savepoint, or, when the transaction runs
+// without savepoints (tx.fast), by returning errNeedsSavepoint for the
+// writer to run the caller again with one. It scrubs the payload when the
+// event is about a forgotten client.
+func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEffect, perr error) (outcome, errText string, err error) {
 	if ev.CustomerID == "" && eff.Client != nil {
 		ev.CustomerID = eff.Client.CustomerID
 	}
@@ -167,51 +178,77 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 		ev.CustomerID = eff.Billing.CustomerID
 	}
 	if ev.CustomerID != "" {
-		if c, err := getClient(ctx, tx, ev.CustomerID); err == nil && c.Forgotten() {
+		forgotten, err := tx.clientForgotten(ctx, ev.CustomerID)
+		if err != nil {
+			return "", "", err
+		}
+		if forgotten {
 			ev.Payload = ScrubPersonalData(ev.Payload)
 		}
 	}
 	if perr != nil {
-		return WebhookFailed, clip(perr.Error(), 500)
+		return WebhookFailed, clip(perr.Error(), 500), nil
 	}
 	if eff.Ignored || (eff.Client == nil && eff.Billing == nil) {
-		return WebhookIgnored, ""
+		return WebhookIgnored, "", nil
+	}
+	// Checks first: a refused effect has written nothing to undo.
+	if eff.Client != nil {
+		if err := checkClientData(*eff.Client); err != nil {
+			return WebhookFailed, clip(ErrorMessage(err), 500), nil
+		}
+	}
+	if b := eff.Billing; b != nil && (b.CustomerID == "" || b.EventID == "") {
+		return WebhookFailed, "the billing event names no customer", nil
+	}
+	if tx.fast {
+		if err := tx.writeEffect(ctx, eff); err != nil {
+			return "", "", errNeedsSavepoint
+		}
+		return WebhookProcessed, "", nil
 	}
 	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `SAVEPOINT effect`); err != nil {
-		return WebhookFailed, "could not start applying the event: " + err.Error()
+		return WebhookFailed, "could not start applying the event: " + err.Error(), nil
 	}
-	err := func() error {
-		if eff.Client != nil {
-			d := *eff.Client
-			if err := checkClientData(d); err != nil {
-				return errors.New(ErrorMessage(err))
-			}
-			if _, err := tx.upsertClient(ctx, d, SourceWebhook); err != nil {
-				return err
-			}
-		}
-		if b := eff.Billing; b != nil {
-			if b.CustomerID == "" || b.EventID == "" {
-				return errors.New("the billing event names no customer")
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO billing_events (event_id, customer_id, type, object_id, amount,
-				currency, status, stripe_created, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-				ON CONFLICT (event_id) DO NOTHING`,
-				b.EventID, b.CustomerID, b.Type, b.ObjectID, b.Amount, b.Currency, b.Status, unixOrZero(b.Created), clip(b.Summary, 300)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}()
-	if err != nil {
+	if err := tx.writeEffect(ctx, eff); err != nil {
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO effect`)
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`)
-		return WebhookFailed, clip(err.Error(), 500)
+		return WebhookFailed, clip(err.Error(), 500), nil
 	}
 	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`); err != nil {
-		return WebhookFailed, err.Error()
+		return WebhookFailed, err.Error(), nil
 	}
-	return WebhookProcessed, ""
+	return WebhookProcessed, "", nil
+}
+
+// clientForgotten reports whether the client of a customer id was
+// forgotten (false when there is no such client).
+func (tx *wtx) clientForgotten(ctx context.Context, customerID string) (bool, error) {
+	var forgotten bool
+	err := tx.QueryRowContext(ctx, `SELECT forgotten_at IS NOT NULL FROM clients WHERE customer_id = ?`, customerID).Scan(&forgotten)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return forgotten, err
+}
+
+// writeEffect writes a checked effect: the client upsert (newer data
+// wins) and the billing row (once per event).
+func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect) error {
+	if eff.Client != nil {
+		if _, err := tx.upsertClient(ctx, *eff.Client, SourceWebhook); err != nil {
+			return err
+		}
+	}
+	if b := eff.Billing; b != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO billing_events (event_id, customer_id, type, object_id, amount,
+			currency, status, stripe_created, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (event_id) DO NOTHING`,
+			b.EventID, b.CustomerID, b.Type, b.ObjectID, b.Amount, b.Currency, b.Status, unixOrZero(b.Created), clip(b.Summary, 300)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // upsertEvent stores the event with its status; a delivery (not a
@@ -271,7 +308,9 @@ func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason s
 		}
 	}
 	minute := att.ReceivedAt.Unix() / 60
-	err = s.write(ctx, func(tx *wtx) error {
+	// Re-runnable: the closure sets stored afresh and works on a copy.
+	err = s.writeRerunnable(ctx, func(tx *wtx) error {
+		att := att
 		var n int
 		err := tx.QueryRowContext(ctx, `INSERT INTO webhook_rejections (source, minute, stored, dropped) VALUES (?, ?, 1, 0)
 			ON CONFLICT (source, minute) DO UPDATE SET
@@ -306,8 +345,12 @@ func (s *Store) ReplayWebhook(ctx context.Context, a Actor, eventID string, proc
 	effect, perr := runProcessor(process, in)
 	var outcome string
 	err = s.write(ctx, func(tx *wtx) error {
+		in := in
 		var errText string
-		outcome, errText = tx.applyEffect(ctx, &in, effect, perr)
+		var err error
+		if outcome, errText, err = tx.applyEffect(ctx, &in, effect, perr); err != nil {
+			return err
+		}
 		if err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {
 			return err
 		}

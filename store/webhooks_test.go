@@ -220,6 +220,61 @@ func TestReceiveWebhookEffectIsAtomic(t *testing.T) {
 	}
 }
 
+// TestReceiveWebhookEffectFailsMidway: a statement of the effect fails
+// after part of it was written (the client, then the billing row). The
+// event shares its group's transaction without a savepoint, so the group
+// runs again with savepoints: the event is recorded as failed with none
+// of its effect, and the events that shared its group are processed.
+func TestReceiveWebhookEffectFailsMidway(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.s.wdb.Exec(`CREATE TRIGGER boom BEFORE INSERT ON billing_events WHEN new.customer_id = 'cus_Boom'
+		BEGIN SELECT RAISE(ABORT, 'disk on fire'); END`); err != nil {
+		t.Fatal(err)
+	}
+	both := func(ev IncomingEvent) (WebhookEffect, error) {
+		eff, _ := clientProc("Half")(ev)
+		b, _ := billingProc(ev)
+		eff.Billing = b.Billing
+		return eff, nil
+	}
+	var wg sync.WaitGroup
+	outs := make([]string, 40)
+	for i := range outs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cus := fmt.Sprint("cus_Ok", i)
+			if i == 20 {
+				cus = "cus_Boom"
+			}
+			out, err := e.s.ReceiveWebhook(ctxb, attempt(e), whEvent(fmt.Sprint("evt_m", i), "customer.updated", cus, e.clock.Now()), both)
+			if err != nil {
+				t.Error(err)
+			}
+			outs[i] = out
+		}()
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if want := map[bool]string{true: WebhookFailed, false: WebhookProcessed}[i == 20]; out != want {
+			t.Errorf("event %d: %s, want %s", i, out, want)
+		}
+	}
+	w := mustWebhook(t, e.s, "evt_m20")
+	if w.Status != WebhookFailed || !strings.Contains(w.Error, "disk on fire") || outcomes(t, e.s, "evt_m20") != WebhookFailed {
+		t.Errorf("the failed event: %+v (attempts %s)", w, outcomes(t, e.s, "evt_m20"))
+	}
+	if _, err := e.s.GetClient(ctxb, "cus_Boom"); ErrorCode(err) != CodeNotFound {
+		t.Errorf("the client of the failed effect was kept: %v", err)
+	}
+	if c, err := e.s.GetClient(ctxb, "cus_Ok7"); err != nil || c.Name != "Half" {
+		t.Errorf("a client of the same group: %+v %v", c, err)
+	}
+	if bills, _ := e.s.BillingEvents(ctxb, "cus_Ok7", 0); len(bills) != 1 {
+		t.Errorf("%d billing rows for a processed event", len(bills))
+	}
+}
+
 func TestReceiveWebhookRefusals(t *testing.T) {
 	e := newEnv(t)
 	_, err := e.s.ReceiveWebhook(ctxb, attempt(e), IncomingEvent{Type: "x"}, ignoreProc)

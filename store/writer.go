@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 )
 
 // The writer: every write transaction of the store goes through one
@@ -14,17 +16,40 @@ import (
 // succeed or fail alone, but a busy store pays for one BEGIN/COMMIT and one
 // write of each shared page (the audit chain's last page, say) per group
 // instead of per caller.
+//
+// Callers that may run twice (writeRerunnable: the webhook endpoint's) go
+// first and without savepoints: a savepoint copies each page its caller
+// changes to a statement journal first, and opening or releasing one makes
+// the clients search index (FTS5) write out what it has pending, as a new
+// index segment. When one of them fails, the whole transaction is rolled
+// back and the group runs again with a savepoint per caller; nothing of it
+// has been committed, and no other caller of the group has run yet.
+//
+// The writer also keeps the statements it runs prepared (parsing a
+// statement costs about as much as running a small one): a statement seen
+// in a transaction is prepared after it, on the then idle connection, and
+// reused by the transactions that follow.
 
 // maxGroup bounds how many callers share one transaction.
 const maxGroup = 64
+
+// maxPrepared bounds how many statements the writer keeps prepared.
+const maxPrepared = 256
+
+// writerCacheKiB is the page cache of the write connection. SQLite's
+// default (2 MiB) holds little of a store with a hundred thousand clients
+// and their search index: a busy writer would read the same pages from
+// the file again and again.
+const writerCacheKiB = 32 << 10
 
 // errStoreClosed is returned by writes after Close.
 var errStoreClosed = errors.New("store: closed")
 
 type writeReq struct {
-	ctx  context.Context
-	fn   func(tx *wtx) error
-	done chan error
+	ctx   context.Context
+	fn    func(tx *wtx) error
+	rerun bool // fn may run again after a rollback: it needs no savepoint
+	done  chan error
 }
 
 // write runs fn in a write transaction (BEGIN IMMEDIATE) and returns once
@@ -33,11 +58,24 @@ type writeReq struct {
 // (its statements ignore cancellation, so that one caller's cancellation
 // cannot abort the group's transaction).
 func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.submit(&writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// writeRerunnable is write for a fn that may run more than once: when it
+// or another re-runnable caller of its group fails, the group's changes
+// are rolled back and fn runs again, in a savepoint of its own. fn must
+// therefore set, never accumulate, what it reports to its caller, and
+// leave its inputs as it found them. In exchange it shares the group's
+// transaction without a savepoint (see tx.fast).
+func (s *Store) writeRerunnable(ctx context.Context, fn func(tx *wtx) error) error {
+	return s.submit(&writeReq{ctx: ctx, fn: fn, rerun: true, done: make(chan error, 1)})
+}
+
+func (s *Store) submit(req *writeReq) error {
 	select {
 	case s.writes <- req:
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-req.ctx.Done():
+		return req.ctx.Err()
 	case <-s.quit:
 		return errStoreClosed
 	}
@@ -47,6 +85,11 @@ func (s *Store) write(ctx context.Context, fn func(tx *wtx) error) error {
 // runWriter commits groups of writes until the store closes.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
+	prepared := &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}}
+	defer prepared.close()
+	if _, err := s.wdb.Exec(fmt.Sprintf(`PRAGMA cache_size = -%d`, writerCacheKiB)); err != nil {
+		s.log.Warn("write connection: page cache left at its default", "err", err)
+	}
 	for {
 		var first *writeReq
 		select {
@@ -72,11 +115,36 @@ func (s *Store) runWriter() {
 				break gather
 			}
 		}
-		s.commitGroup(group)
+		s.commitGroup(group, prepared)
+		prepared.prepareWanted(s.wdb)
 	}
 }
 
-func (s *Store) commitGroup(group []*writeReq) {
+// commitGroup commits a group: re-runnable callers first, without
+// savepoints; if one of them fails, the group runs again with a savepoint
+// per caller.
+func (s *Store) commitGroup(group []*writeReq, prepared *stmtCache) {
+	slices.SortStableFunc(group, func(a, b *writeReq) int {
+		switch {
+		case a.rerun == b.rerun:
+			return 0
+		case a.rerun:
+			return -1
+		}
+		return 1
+	})
+	if group[0].rerun && !s.runGroup(group, prepared, true) {
+		return
+	}
+	s.runGroup(group, prepared, false)
+}
+
+// runGroup runs the group in one transaction and tells each caller how it
+// went. With fast set, re-runnable callers run without savepoints, and the
+// first of them that fails rolls everything back: runGroup then returns
+// true, having told no caller anything, for the group to run again
+// without fast.
+func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (again bool) {
 	results := make([]error, len(group))
 	finish := func(err error) {
 		for i, r := range group {
@@ -89,9 +157,9 @@ func (s *Store) commitGroup(group []*writeReq) {
 	sqltx, err := s.wdb.BeginTx(context.Background(), nil)
 	if err != nil {
 		finish(fmt.Errorf("store: begin: %w", err))
-		return
+		return false
 	}
-	tx := &wtx{Tx: sqltx, s: s}
+	tx := &wtx{Tx: sqltx, s: s, prepared: prepared}
 	single := len(group) == 1
 	ran := 0
 	for i, r := range group {
@@ -99,12 +167,23 @@ func (s *Store) commitGroup(group []*writeReq) {
 			results[i] = err
 			continue
 		}
+		if fast && r.rerun {
+			tx.fast = true
+			err := r.fn(tx)
+			tx.fast = false
+			if err != nil {
+				_ = sqltx.Rollback()
+				return true
+			}
+			ran++
+			continue
+		}
 		if single {
 			results[i] = r.fn(tx)
 			if results[i] != nil {
 				_ = sqltx.Rollback()
 				finish(nil)
-				return
+				return false
 			}
 			ran++
 			continue
@@ -113,7 +192,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 		if _, err := sqltx.Exec(`SAVEPOINT caller`); err != nil {
 			_ = sqltx.Rollback()
 			finish(fmt.Errorf("store: savepoint: %w", err))
-			return
+			return false
 		}
 		if err := r.fn(tx); err != nil {
 			results[i] = err
@@ -121,7 +200,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 			if _, rerr := sqltx.Exec(`ROLLBACK TO caller`); rerr != nil {
 				_ = sqltx.Rollback()
 				finish(fmt.Errorf("store: rollback to savepoint: %w", rerr))
-				return
+				return false
 			}
 		} else {
 			ran++
@@ -129,13 +208,13 @@ func (s *Store) commitGroup(group []*writeReq) {
 		if _, err := sqltx.Exec(`RELEASE caller`); err != nil {
 			_ = sqltx.Rollback()
 			finish(fmt.Errorf("store: release savepoint: %w", err))
-			return
+			return false
 		}
 	}
 	if ran == 0 {
 		_ = sqltx.Rollback()
 		finish(nil)
-		return
+		return false
 	}
 	if err := sqltx.Commit(); err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
@@ -145,7 +224,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 			}
 		}
 		finish(nil)
-		return
+		return false
 	}
 	if tx.headID > 0 {
 		if err := s.advanceHead(tx.headID, tx.headHash); err != nil {
@@ -153,6 +232,7 @@ func (s *Store) commitGroup(group []*writeReq) {
 		}
 	}
 	finish(nil)
+	return false
 }
 
 // wtx is a write transaction. It remembers the audit head so that the head
@@ -163,11 +243,25 @@ type wtx struct {
 	s        *Store
 	headID   int64
 	headHash string
+	// fast is set while a re-runnable caller runs without a savepoint of
+	// its own: it must not open savepoints either, and returns an error
+	// instead of undoing part of its work (the group then runs again,
+	// with savepoints).
+	fast     bool
+	prepared *stmtCache
 }
 
-// ExecContext runs a statement, ignoring cancellation (see write).
+// errNeedsSavepoint makes a re-runnable caller run again with a savepoint.
+var errNeedsSavepoint = errors.New("store: partial undo needs a savepoint")
+
+// ExecContext runs a statement, ignoring cancellation (see write), through
+// a prepared statement when the writer has one.
 func (tx *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return tx.Tx.ExecContext(context.WithoutCancel(ctx), query, args...)
+	ctx = context.WithoutCancel(ctx)
+	if st := tx.prepared.get(query); st != nil {
+		return tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	}
+	return tx.Tx.ExecContext(ctx, query, args...)
 }
 
 // QueryContext runs a query, ignoring cancellation (see write).
@@ -175,9 +269,14 @@ func (tx *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 	return tx.Tx.QueryContext(context.WithoutCancel(ctx), query, args...)
 }
 
-// QueryRowContext runs a query, ignoring cancellation (see write).
+// QueryRowContext runs a query, ignoring cancellation (see write), through
+// a prepared statement when the writer has one.
 func (tx *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return tx.Tx.QueryRowContext(context.WithoutCancel(ctx), query, args...)
+	ctx = context.WithoutCancel(ctx)
+	if st := tx.prepared.get(query); st != nil {
+		return tx.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	}
+	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
 
 // PrepareContext prepares a statement, ignoring cancellation (see write).
@@ -188,4 +287,50 @@ func (tx *wtx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, err
 // stmt binds one of the store's prepared statements to the transaction.
 func (tx *wtx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
 	return tx.Tx.StmtContext(context.WithoutCancel(ctx), st)
+}
+
+// stmtCache is the writer's prepared statements, by query text. Only the
+// writer goroutine uses it. A query first seen in a transaction runs
+// unprepared and is prepared once the transaction is over (the single
+// write connection is busy until then).
+type stmtCache struct {
+	stmts  map[string]*sql.Stmt
+	failed map[string]bool // did not prepare (a script, say): never tried again
+	wanted []string
+}
+
+// get returns the prepared statement of query, or nil (and notes that it
+// is wanted).
+func (c *stmtCache) get(query string) *sql.Stmt {
+	if c == nil {
+		return nil
+	}
+	if st, ok := c.stmts[query]; ok {
+		return st
+	}
+	// A script (several statements) is not worth keeping prepared.
+	if !c.failed[query] && !strings.Contains(query, ";") && len(c.stmts)+len(c.wanted) < maxPrepared &&
+		!slices.Contains(c.wanted, query) {
+		c.wanted = append(c.wanted, query)
+	}
+	return nil
+}
+
+// prepareWanted prepares the statements noted since the last call.
+func (c *stmtCache) prepareWanted(db *sql.DB) {
+	for _, q := range c.wanted {
+		st, err := db.Prepare(q)
+		if err != nil {
+			c.failed[q] = true
+			continue
+		}
+		c.stmts[q] = st
+	}
+	c.wanted = c.wanted[:0]
+}
+
+func (c *stmtCache) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
 }

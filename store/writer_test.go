@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -86,5 +88,174 @@ func TestWriteAfterClose(t *testing.T) {
 	e.s.Close()
 	if err := e.s.Audit(ctxb, System, "test.row", "x", nil); !errors.Is(err, errStoreClosed) {
 		t.Fatalf("write after Close: %v", err)
+	}
+}
+
+// TestRerunnableCallersShareTheGroup: re-runnable callers run without
+// savepoints; when one fails, the group runs again with a savepoint per
+// caller, so that the others still commit and the failed one's changes
+// do not. Callers of write (not re-runnable) run exactly once.
+func TestRerunnableCallersShareTheGroup(t *testing.T) {
+	e := newEnv(t)
+	mustExecStore(t, e.s, `CREATE TABLE rr (k TEXT PRIMARY KEY)`)
+	const n = 120
+	var mu sync.Mutex
+	runs := map[string]int{}
+	ran := func(k string) {
+		mu.Lock()
+		runs[k]++
+		mu.Unlock()
+	}
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			k := fmt.Sprint("k", i)
+			insert := func(tx *wtx) error {
+				ran(k)
+				if _, err := tx.ExecContext(ctxb, `INSERT INTO rr (k) VALUES (?)`, k); err != nil {
+					return err
+				}
+				if i%10 == 0 {
+					return errors.New("refused")
+				}
+				return nil
+			}
+			if i%4 == 3 {
+				errs[i] = e.s.write(ctxb, insert)
+			} else {
+				errs[i] = e.s.writeRerunnable(ctxb, insert)
+			}
+		}()
+	}
+	wg.Wait()
+	rows, err := e.s.wdb.Query(`SELECT k FROM rr`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for rows.Next() {
+		var k string
+		rows.Scan(&k)
+		stored[k] = true
+	}
+	rows.Close()
+	reran := 0
+	for i, err := range errs {
+		k := fmt.Sprint("k", i)
+		switch {
+		case i%10 == 0 && (err == nil || err.Error() != "refused" || stored[k]):
+			t.Errorf("caller %d: err %v, stored %v; want its own error and nothing stored", i, err, stored[k])
+		case i%10 != 0 && (err != nil || !stored[k]):
+			t.Errorf("caller %d: err %v, stored %v", i, err, stored[k])
+		}
+		if i%4 == 3 && runs[k] != 1 {
+			t.Errorf("caller %d (write) ran %d times, want once", i, runs[k])
+		}
+		if runs[k] > 1 {
+			reran++
+		}
+	}
+	if reran == 0 {
+		t.Log("no group held a failing re-runnable caller with others (timing): the fallback was not exercised")
+	}
+}
+
+// TestRerunnableFallbackRunsOthersOnce drives the fallback directly: a
+// group of re-runnable callers, one failing, and a plain caller.
+func TestRerunnableFallbackRunsOthersOnce(t *testing.T) {
+	e := newEnv(t)
+	mustExecStore(t, e.s, `CREATE TABLE rr (k TEXT PRIMARY KEY)`)
+	var seq []string
+	req := func(k string, rerun, fail bool) *writeReq {
+		return &writeReq{ctx: ctxb, rerun: rerun, done: make(chan error, 1), fn: func(tx *wtx) error {
+			seq = append(seq, fmt.Sprintf("%s:%v", k, tx.fast))
+			if _, err := tx.ExecContext(ctxb, `INSERT INTO rr (k) VALUES (?)`, k); err != nil {
+				return err
+			}
+			if fail {
+				return errNeedsSavepoint
+			}
+			return nil
+		}}
+	}
+	// The plain caller comes first in the queue; re-runnable ones still go
+	// first, without savepoints, until b fails; then all run with them.
+	plain, a, b, c := req("plain", false, false), req("a", true, false), req("b", true, true), req("c", true, false)
+	e.s.commitGroup([]*writeReq{plain, a, b, c}, nil)
+	if got := strings.Join(seq, " "); got != "a:true b:true a:false b:false c:false plain:false" {
+		t.Errorf("runs %s", got)
+	}
+	for _, r := range []*writeReq{plain, a, c} {
+		if err := <-r.done; err != nil {
+			t.Errorf("a caller that succeeded got %v", err)
+		}
+	}
+	if err := <-b.done; !errors.Is(err, errNeedsSavepoint) {
+		t.Errorf("the failing caller got %v, want its own error", err)
+	}
+	var got []string
+	rows, _ := e.s.wdb.Query(`SELECT k FROM rr ORDER BY k`)
+	for rows.Next() {
+		var k string
+		rows.Scan(&k)
+		got = append(got, k)
+	}
+	rows.Close()
+	if strings.Join(got, ",") != "a,c,plain" {
+		t.Errorf("stored %v, want a, c and plain", got)
+	}
+}
+
+// TestWriterPreparesStatements: a statement run in a transaction is
+// prepared once it is over, and later transactions use the prepared one.
+func TestWriterPreparesStatements(t *testing.T) {
+	c := &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}}
+	e := newEnv(t)
+	defer c.close()
+	const q = `SELECT count(*) FROM meta WHERE key = ?`
+	for range 2 {
+		if c.get(q) != nil {
+			t.Fatal("prepared at first sight")
+		}
+	}
+	if len(c.wanted) != 1 {
+		t.Fatalf("wanted %v, want the query once", c.wanted)
+	}
+	if c.get("SELECT 1; SELECT 2") != nil || c.get(`SELECT nonsense FROM nowhere`) != nil {
+		t.Fatal("prepared at once")
+	}
+	c.prepareWanted(e.s.wdb)
+	if c.get(q) == nil || c.failed[q] {
+		t.Fatal("not prepared after the transaction")
+	}
+	if !c.failed[`SELECT nonsense FROM nowhere`] || c.get(`SELECT nonsense FROM nowhere`) != nil || len(c.wanted) != 0 {
+		t.Errorf("a statement that does not prepare is tried again: %v %v", c.failed, c.wanted)
+	}
+	if _, ok := c.stmts["SELECT 1; SELECT 2"]; ok {
+		t.Error("a script was prepared")
+	}
+	// The prepared statement runs in the writer's transactions.
+	if err := e.s.write(ctxb, func(tx *wtx) error {
+		tx.prepared = c
+		var n int
+		if err := tx.QueryRowContext(ctxb, q, "schema").Scan(&n); err != nil || n != 1 {
+			return fmt.Errorf("count %d, %v", n, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustExecStore(t *testing.T, s *Store, q string) {
+	t.Helper()
+	if err := s.write(ctxb, func(tx *wtx) error {
+		_, err := tx.ExecContext(ctxb, q)
+		return err
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -156,6 +156,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if v.env.Created > 0 {
 		ev.Created = time.Unix(v.env.Created, 0).UTC()
 	}
+	if v.env.Data != nil {
+		ev.Object = v.env.Data.Object
+	}
 	outcome, err := h.st.ReceiveWebhook(ctx, att, ev, h.process)
 	if err != nil {
 		h.log.Error("storing a webhook event", "event_id", ev.EventID, "type", ev.Type, "err", err)

@@ -341,28 +341,32 @@ func billing(ev store.IncomingEvent, customer json.RawMessage, b store.BillingEv
 
 // dataObject decodes the event's data.object into v after checking that it
 // is a Stripe object of the given kind.
+// The endpoint hands over data.object with the event (ev.Object); a replay
+// reads it from the stored payload.
 func dataObject(ev store.IncomingEvent, kind string, v any) error {
-	var env struct {
-		Data *struct {
-			Object json.RawMessage `json:"object"`
-		} `json:"data"`
+	obj := ev.Object
+	if len(obj) == 0 {
+		var env envelope
+		if err := json.Unmarshal(ev.Payload, &env); err != nil {
+			return errors.New("the payload is not a Stripe event")
+		}
+		if env.Data != nil {
+			obj = env.Data.Object
+		}
 	}
-	if err := json.Unmarshal(ev.Payload, &env); err != nil {
-		return errors.New("the payload is not a Stripe event")
-	}
-	if env.Data == nil || len(env.Data.Object) == 0 || string(env.Data.Object) == "null" {
+	if len(obj) == 0 || string(obj) == "null" {
 		return errors.New("the event has no data.object")
 	}
 	var head struct {
 		Object string `json:"object"`
 	}
-	if err := json.Unmarshal(env.Data.Object, &head); err != nil {
+	if err := json.Unmarshal(obj, &head); err != nil {
 		return errors.New("data.object is not an object")
 	}
 	if head.Object != kind {
 		return fmt.Errorf("data.object is not a %s (its object is %q)", kind, clip(head.Object, 40))
 	}
-	if err := json.Unmarshal(env.Data.Object, v); err != nil {
+	if err := json.Unmarshal(obj, v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) && te.Field != "" {
 			return fmt.Errorf("data.object.%s is not a %s", clip(te.Field, 60), te.Type)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 )
 
@@ -98,14 +99,17 @@ func (sh sigHeader) summary() string {
 
 // envelope is the part of a Stripe event that Backroom reads itself.
 type envelope struct {
-	ID         string `json:"id"`
-	Type       string `json:"type"`
-	APIVersion string `json:"api_version"`
-	Created    int64  `json:"created"`
-	Livemode   bool   `json:"livemode"`
-	Data       *struct {
-		Object json.RawMessage `json:"object"`
-	} `json:"data"`
+	ID         string        `json:"id"`
+	Type       string        `json:"type"`
+	APIVersion string        `json:"api_version"`
+	Created    int64         `json:"created"`
+	Livemode   bool          `json:"livemode"`
+	Data       *envelopeData `json:"data"`
+}
+
+// envelopeData is the event's data: the object it is about.
+type envelopeData struct {
+	Object json.RawMessage `json:"object"`
 }
 
 // verified is an event whose signature checked out.
@@ -131,8 +135,9 @@ func verify(body []byte, header string, secrets []Secret, now time.Time) (verifi
 	}
 	opts := webhook.ConstructEventOptions{Tolerance: Tolerance, IgnoreAPIVersionMismatch: true}
 	label := ""
+	var decoded *stripe.Event
 	for i, s := range secrets {
-		_, err := webhook.ConstructEventWithOptions(body, header, string(s), opts)
+		evt, err := webhook.ConstructEventWithOptions(body, header, string(s), opts)
 		if errors.Is(err, webhook.ErrNoValidSignature) {
 			continue // perhaps the next secret
 		}
@@ -140,17 +145,27 @@ func verify(body []byte, header string, secrets []Secret, now time.Time) (verifi
 			return verified{}, r
 		}
 		// err is nil, or stripe-go's types did not fit the body: only
-		// decoding can fail once the signature checked out. Backroom reads
-		// the envelope itself below (some old API versions render fields
-		// in shapes stripe-go v76 no longer decodes).
+		// decoding can fail once the signature checked out. Backroom then
+		// reads the envelope itself below (some old API versions render
+		// fields in shapes stripe-go v76 no longer decodes).
 		label = secretLabel(i, len(secrets))
+		if err == nil {
+			decoded = &evt
+		}
 		break
 	}
 	if label == "" {
 		return verified{}, ReasonNoMatch
 	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
+	if decoded != nil {
+		// stripe-go has read the body already: no second pass over it.
+		env = envelope{ID: decoded.ID, Type: string(decoded.Type), APIVersion: decoded.APIVersion, Created: decoded.Created,
+			Livemode: decoded.Livemode}
+		if decoded.Data != nil {
+			env.Data = &envelopeData{Object: decoded.Data.Raw}
+		}
+	} else if err := json.Unmarshal(body, &env); err != nil {
 		return verified{}, ReasonMalformedJSON
 	}
 	if env.ID == "" || env.Type == "" {
