@@ -173,6 +173,8 @@ Exit status: 0 ok, 1 not found or check failed, 2 usage or configuration error.
 		newKeyCmd(inv),
 		newAuditCmd(inv),
 		newClientsCmd(inv),
+		newWebhooksCmd(inv),
+		newBenchCmd(inv),
 		newDevCmd(inv),
 		newVersionCmd(inv),
 	)
