@@ -19,7 +19,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,25 +27,15 @@ import (
 
 	"backroom/server/webhooks"
 	"backroom/store"
+	"backroom/store/clocktest"
 )
-
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
 
 // TestWebhooksWired: the HTTP listener serves the webhook endpoint with
 // the configured secrets, the console is told a secret is set, and Run
 // prunes old webhook records as soon as it starts.
 func TestWebhooksWired(t *testing.T) {
 	dir := t.TempDir()
-	clock := &testClock{t: time.Now().Add(-40 * 24 * time.Hour)}
+	clock := clocktest.New(time.Now().Add(-40 * 24 * time.Hour))
 	st, err := store.Open(context.Background(), store.Options{Dir: dir, MasterKey: store.NewMasterKey(), Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -57,9 +46,7 @@ func TestWebhooksWired(t *testing.T) {
 	if _, err := st.ReceiveWebhook(context.Background(), store.WebhookAttempt{ReceivedAt: clock.Now()}, old, webhooks.Process); err != nil {
 		t.Fatal(err)
 	}
-	clock.mu.Lock()
-	clock.t = time.Now()
-	clock.mu.Unlock()
+	clock.Set(time.Now())
 
 	const secret = "whsec_wiredSecret42"
 	srv, err := New(Config{
@@ -236,16 +223,14 @@ func signInWithLink(t *testing.T, client *http.Client, link string) *http.Client
 // the token, and it signs a browser in; removing a member's key ends their
 // web sessions; expired sessions are pruned as Run starts.
 func TestWebAdminWired(t *testing.T) {
-	clock := &testClock{t: time.Now().Add(-24 * time.Hour)}
+	clock := clocktest.New(time.Now().Add(-24 * time.Hour))
 	st, dir := openStore(t, clock.Now)
 	addStaff(t, st, "alice")
 	// A session from yesterday, never used since.
 	if _, _, err := st.CreateWebSession(context.Background(), store.Actor{Name: "alice", Role: store.RoleAdmin, Channel: store.ChannelWeb}, "link", "", store.WebSessionLimits{Idle: time.Hour, MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	clock.mu.Lock()
-	clock.t = time.Now()
-	clock.mu.Unlock()
+	clock.Set(time.Now())
 
 	srv := webServer(t, st, dir, func(c *Config) { c.Now = clock.Now })
 	base := "http://" + srv.HTTPAddr()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
 // benchFixture is the seeded store shared by the runs of one benchmark
@@ -47,7 +48,7 @@ func (f *benchFixture) get(b *testing.B, n int) {
 		if f.err != nil {
 			return
 		}
-		f.clock = &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+		f.clock = clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 		f.st, f.err = store.Open(context.Background(), store.Options{Dir: f.dir, MasterKey: store.NewMasterKey(), Now: f.clock.Now})
 		if f.err != nil {
 			return

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
 // clientsFixture is the store seeded with BACKROOM_BENCH_CLIENTS clients,
@@ -35,7 +36,7 @@ func (f *benchFixture) getClients(b *testing.B) int {
 		if f.err != nil {
 			return
 		}
-		f.clock = &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+		f.clock = clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 		f.st, f.err = store.Open(context.Background(), store.Options{Dir: f.dir, MasterKey: store.NewMasterKey(), Now: f.clock.Now})
 		if f.err != nil {
 			return

@@ -7,7 +7,6 @@ import (
 	"io"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,32 +17,17 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
-// clock is a settable test clock shared by the store and the console.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = clocktest.Clock
 
 var cliActor = store.Actor{Name: "root", Role: store.RoleAdmin, Channel: store.ChannelCLI}
 
 // openStore opens a real store on a temp directory with a test clock.
 func openStore(t testing.TB, opts ...func(*store.Options)) (*store.Store, *clock) {
 	t.Helper()
-	c := &clock{t: time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC))
 	o := store.Options{Dir: t.TempDir(), MasterKey: store.NewMasterKey(), Now: c.Now}
 	for _, f := range opts {
 		f(&o)

@@ -260,11 +260,11 @@ func TestLockoutExpiryAndRestart(t *testing.T) {
 	}
 	// The lock survives a restart.
 	e.restart()
-	e.clock.Add(14 * time.Minute)
+	e.clock.Advance(14 * time.Minute)
 	if r := e.login(alice, e.code(alice, 0)); r.err == nil || !strings.Contains(r.bannerText(), "temporarily locked") {
 		t.Fatalf("lock did not survive the restart: err=%v banner=%q", r.err, r.bannerText())
 	}
-	e.clock.Add(2 * time.Minute)
+	e.clock.Advance(2 * time.Minute)
 	if r := e.login(alice, e.code(alice, 0)); r.err != nil {
 		t.Fatalf("still locked after 16 minutes: %v", r.err)
 	}
@@ -388,7 +388,7 @@ func TestPerSourcePenalty(t *testing.T) {
 	if r := e.login(alice, e.code(alice, 0)); r.err == nil {
 		t.Fatal("a penalised source was served")
 	}
-	e.clock.Add(16 * time.Second)
+	e.clock.Advance(16 * time.Second)
 	if r := e.login(alice, e.code(alice, 0)); r.err != nil {
 		t.Fatalf("the penalty did not expire: %v", r.err)
 	}

@@ -17,28 +17,12 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
-// clock is a settable clock for the store's TOTP and lockout rules and the
-// server's penalties.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+type clock = clocktest.Clock
 
-func newClock() *clock { return &clock{t: time.Date(2026, 11, 27, 12, 0, 5, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+func newClock() *clock { return clocktest.New(time.Date(2026, 11, 27, 12, 0, 5, 0, time.UTC)) }
 
 var cliActor = store.Actor{Name: "test", Role: store.RoleAdmin, Channel: store.ChannelCLI}
 

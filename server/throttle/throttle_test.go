@@ -2,30 +2,14 @@ package throttle
 
 import (
 	"net/netip"
-	"sync"
 	"testing"
 	"time"
+
+	"backroom/store/clocktest"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func TestPenaltyGrowsAndExpires(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	c := clocktest.New(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 	b := New(c.Now, Penalties{Min: 15 * time.Second, Max: time.Minute})
 	ip := netip.MustParseAddr("203.0.113.9")
 	other := netip.MustParseAddr("203.0.113.10")
@@ -43,7 +27,7 @@ func TestPenaltyGrowsAndExpires(t *testing.T) {
 	if _, refused := b.Refused(other); refused {
 		t.Fatal("another source is refused too")
 	}
-	c.Add(16 * time.Second)
+	c.Advance(16 * time.Second)
 	if _, refused := b.Refused(ip); refused {
 		t.Fatal("still refused after the penalty ran out")
 	}
@@ -59,7 +43,7 @@ func TestPenaltyGrowsAndExpires(t *testing.T) {
 		t.Fatalf("capped refusal until %v, want Max", until)
 	}
 	// Quiet for longer than Max: forgiven.
-	c.Add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	b.Penalise(ip, 5*time.Second)
 	if _, refused := b.Refused(ip); refused {
 		t.Fatal("not forgiven after a quiet period")
@@ -67,7 +51,7 @@ func TestPenaltyGrowsAndExpires(t *testing.T) {
 }
 
 func TestExemptAndMapped(t *testing.T) {
-	c := &clock{t: time.Unix(1e9, 0)}
+	c := clocktest.New(time.Unix(1e9, 0))
 	b := New(c.Now, Penalties{Min: time.Second, Max: time.Minute, Exempt: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
 	lo := netip.MustParseAddr("127.0.0.1")
 	b.Penalise(lo, time.Hour)
@@ -86,12 +70,12 @@ func TestExemptAndMapped(t *testing.T) {
 }
 
 func TestForgetsOldSources(t *testing.T) {
-	c := &clock{t: time.Unix(1e9, 0)}
+	c := clocktest.New(time.Unix(1e9, 0))
 	b := New(c.Now, Penalties{Min: time.Hour, Max: time.Minute})
 	for i := range maxSources {
 		b.Penalise(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), time.Second)
 	}
-	c.Add(2 * time.Minute)
+	c.Advance(2 * time.Minute)
 	b.Penalise(netip.MustParseAddr("192.0.2.1"), time.Second)
 	b.Penalise(netip.MustParseAddr("192.0.2.2"), time.Second)
 	if n := b.Len(); n > 2 {

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,27 +20,12 @@ import (
 
 	"backroom/server/httpd"
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
 var ctxb = context.Background()
 
-// clock is a settable test clock shared by the store and the web admin.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type clock = clocktest.Clock
 
 var cliActor = store.Actor{Name: "root", Role: store.RoleAdmin, Channel: store.ChannelCLI}
 
@@ -72,7 +56,7 @@ func newEnv(t *testing.T, o options) *testEnv {
 	t.Helper()
 	base := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	step := store.TOTPStep(base)
-	c := &clock{t: time.Unix(step*int64(store.TOTPPeriod/time.Second)+10, 0).UTC()}
+	c := clocktest.New(time.Unix(step*int64(store.TOTPPeriod/time.Second)+10, 0).UTC())
 	so := store.Options{Dir: t.TempDir(), MasterKey: store.NewMasterKey(), Now: c.Now}
 	if o.storeMo != nil {
 		o.storeMo(&so)

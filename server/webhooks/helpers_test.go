@@ -18,29 +18,14 @@ import (
 
 	"backroom/server/httpd"
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
 const testSecret = "whsec_testSecretForBackroom0123456789"
 
 var ctxb = context.Background()
 
-// clock is a settable clock, safe for concurrent use.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+type clock = clocktest.Clock
 
 // fixture is the endpoint on a real loopback listener, behind the real
 // HTTP routes and server timeouts, over a real store in a temp dir.
@@ -59,7 +44,7 @@ type fixture struct {
 // mod adjusts the handler's config.
 func newFixture(t *testing.T, mod ...func(*Config)) *fixture {
 	t.Helper()
-	c := &clock{t: time.Now()}
+	c := clocktest.New(time.Now())
 	st, err := store.Open(ctxb, store.Options{Dir: t.TempDir(), MasterKey: store.NewMasterKey(), Now: c.Now})
 	if err != nil {
 		t.Fatal(err)
