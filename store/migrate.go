@@ -237,6 +237,53 @@ CREATE TABLE signin_links (
 	used_at    INTEGER
 );
 `,
+	// 9: the search index is written once per write transaction. Its
+	// triggers queue the changes in clients_fts_pending, which the writer
+	// moves into clients_fts in one statement just before each commit
+	// (searchQueue in writer.go) and empties. FTS5 writes out what it holds
+	// as a new index segment at every statement-level savepoint (every
+	// later statement with a trigger or a constraint that may abort), so
+	// the triggers writing clients_fts directly made one segment, and its
+	// merges, per client written; a group commit of many webhook events
+	// now makes one. Readers see the same index: the queue is always empty
+	// at a commit.
+	`
+CREATE TABLE clients_fts_pending (
+	seq         INTEGER PRIMARY KEY,
+	op          TEXT CHECK (op IS NULL OR op = 'delete'),   -- NULL: insert
+	id          INTEGER NOT NULL,
+	name        TEXT NOT NULL,
+	email       TEXT NOT NULL,
+	customer_id TEXT NOT NULL
+);
+DROP TRIGGER clients_fts_insert;
+CREATE TRIGGER clients_fts_insert AFTER INSERT ON clients WHEN new.forgotten_at IS NULL
+BEGIN
+	INSERT INTO clients_fts_pending (op, id, name, email, customer_id) VALUES (NULL, new.id, new.name, new.email, new.customer_id);
+END;
+DROP TRIGGER clients_fts_update;
+CREATE TRIGGER clients_fts_update AFTER UPDATE OF name, email, customer_id, forgotten_at ON clients
+WHEN old.name IS NOT new.name COLLATE BINARY OR old.email IS NOT new.email OR old.customer_id IS NOT new.customer_id
+	OR old.forgotten_at IS NOT new.forgotten_at
+BEGIN
+	INSERT INTO clients_fts_pending (op, id, name, email, customer_id)
+		SELECT 'delete', old.id, old.name, old.email, old.customer_id WHERE old.forgotten_at IS NULL;
+	INSERT INTO clients_fts_pending (op, id, name, email, customer_id)
+		SELECT NULL, new.id, new.name, new.email, new.customer_id WHERE new.forgotten_at IS NULL;
+END;
+DROP TRIGGER clients_fts_delete;
+CREATE TRIGGER clients_fts_delete AFTER DELETE ON clients WHEN old.forgotten_at IS NULL
+BEGIN
+	INSERT INTO clients_fts_pending (op, id, name, email, customer_id) VALUES ('delete', old.id, old.name, old.email, old.customer_id);
+END;
+`,
+	// 10: every webhook delivery wrote these two indexes (at pages all over
+	// the file) for the sake of pruning only, which now walks the rows in
+	// id order (PruneWebhooks); lists page by id.
+	`
+DROP INDEX webhook_events_updated;
+DROP INDEX webhook_attempts_received;
+`,
 }
 
 // SchemaVersion is the schema this binary writes.
@@ -247,7 +294,7 @@ var SchemaVersion = len(migrations)
 var ErrSchemaTooNew = errors.New("store: the database was written by a newer Backroom")
 
 func (s *Store) migrate(ctx context.Context) error {
-	return s.write(ctx, func(tx *wtx) error {
+	err := s.write(ctx, func(tx *wtx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)`); err != nil {
 			return fmt.Errorf("store: migrate: %w", err)
 		}
@@ -285,4 +332,8 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.searchQueue.Store(true)
+	}
+	return err
 }

@@ -131,6 +131,8 @@ func (s *Store) startBulkLoad(ctx context.Context) (string, error) {
 		creates = append(creates,
 			`INSERT INTO clients_fts (clients_fts, rank) VALUES ('automerge', 0)`,
 			`INSERT INTO clients_fts (clients_fts, rank) VALUES ('crisismerge', 1000)`,
+			// The rebuild indexes every client: what is queued is in it.
+			`DELETE FROM clients_fts_pending`,
 			`INSERT INTO clients_fts (clients_fts) VALUES ('rebuild')`,
 			`INSERT INTO clients_fts (clients_fts) VALUES ('optimize')`,
 			`INSERT INTO clients_fts (clients_fts, rank) VALUES ('automerge', 4)`, // FTS5's defaults

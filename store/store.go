@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +71,7 @@ type Store struct {
 	dir        string
 	rdb        *sql.DB // readers
 	wdb        *sql.DB // the single writer connection (BEGIN IMMEDIATE)
+	cdb        *sql.DB // the checkpointer's connection
 	now        func() time.Time
 	log        *slog.Logger
 	sealer     *sealer
@@ -97,7 +99,17 @@ type Store struct {
 	writes     chan *writeReq // to the writer goroutine
 	quit       chan struct{}  // closed by Close
 	writerDone chan struct{}
-	closeOnce  sync.Once
+	// checkpointerDone is closed when the background checkpointer stops.
+	checkpointerDone chan struct{}
+	closeOnce        sync.Once
+	// searchQueue is set once the schema queues search index changes
+	// (migration 9): the writer then flushes the queue before each commit.
+	searchQueue atomic.Bool
+	// walReset asks the writer to finish a checkpoint (checkpoint.go).
+	walReset atomic.Bool
+	// commits counts the writer's commits (the checkpointer skips a run
+	// when none happened since the last).
+	commits atomic.Uint64
 
 	stmtAuditLast   *sql.Stmt // the last audit row
 	stmtAuditInsert *sql.Stmt
@@ -169,24 +181,36 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 	base := "file:" + (&url.URL{Path: dbPath}).EscapedPath()
 	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-		"&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)"
-	s.wdb, err = sql.Open("sqlite", base+pragmas+"&_txlock=immediate")
+		"&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)" +
+		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimitBytes) + ")"
+	// The writer never checkpoints: the checkpointer does (checkpoint.go).
+	s.wdb, err = sql.Open("sqlite", base+pragmas+"&_pragma=wal_autocheckpoint(0)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
 	}
 	s.wdb.SetMaxOpenConns(1)
 	s.wdb.SetConnMaxIdleTime(0)
+	s.cdb, err = sql.Open("sqlite", base+pragmas)
+	if err != nil {
+		s.wdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
+	}
+	s.cdb.SetMaxOpenConns(1)
+	s.cdb.SetConnMaxIdleTime(0)
 	s.rdb, err = sql.Open("sqlite", base+pragmas+"&_pragma=query_only(1)")
 	if err != nil {
 		s.wdb.Close()
+		s.cdb.Close()
 		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
 	}
 	s.rdb.SetMaxOpenConns(8)
 	s.rdb.SetMaxIdleConns(8)
 
 	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
+	s.checkpointerDone = make(chan struct{})
 	s.hashSlots = make(chan struct{}, MaxConcurrentHashes)
 	go s.runWriter()
+	go s.runCheckpointer()
 
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
@@ -217,6 +241,7 @@ func (s *Store) Close() error {
 		if s.quit != nil {
 			close(s.quit)
 			<-s.writerDone
+			<-s.checkpointerDone
 		}
 		if s.headFile != nil {
 			s.headFile.Close()
@@ -233,6 +258,9 @@ func (s *Store) Close() error {
 	})
 	if s.rdb != nil {
 		errs = append(errs, s.rdb.Close())
+	}
+	if s.cdb != nil {
+		errs = append(errs, s.cdb.Close())
 	}
 	if s.wdb != nil {
 		_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")

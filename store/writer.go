@@ -117,6 +117,7 @@ func (s *Store) runWriter() {
 		}
 		s.commitGroup(group, prepared)
 		prepared.prepareWanted(s.wdb)
+		s.finishCheckpoint()
 	}
 }
 
@@ -216,6 +217,13 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 		finish(nil)
 		return false
 	}
+	if s.searchQueue.Load() {
+		if err := tx.flushSearchQueue(); err != nil {
+			_ = sqltx.Rollback()
+			finish(fmt.Errorf("store: search index: %w", err))
+			return false
+		}
+	}
 	if err := sqltx.Commit(); err != nil {
 		err = fmt.Errorf("store: commit: %w", err)
 		for i := range results {
@@ -226,6 +234,7 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 		finish(nil)
 		return false
 	}
+	s.commits.Add(1)
 	if tx.headID > 0 {
 		if err := s.advanceHead(tx.headID, tx.headHash); err != nil {
 			s.log.Error("audit head file not updated", "err", err)
@@ -233,6 +242,23 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 	}
 	finish(nil)
 	return false
+}
+
+// flushSearchQueue moves the clients search index changes that the
+// transaction queued (migration 9) into the index, in one statement: FTS5
+// then writes them out as one segment at the commit.
+func (tx *wtx) flushSearchQueue() error {
+	ctx := context.Background()
+	var queued bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM clients_fts_pending)`).Scan(&queued); err != nil || !queued {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO clients_fts (clients_fts, rowid, name, email, customer_id)
+		SELECT op, id, name, email, customer_id FROM clients_fts_pending ORDER BY seq`); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM clients_fts_pending`)
+	return err
 }
 
 // wtx is a write transaction. It remembers the audit head so that the head

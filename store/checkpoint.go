@@ -1,0 +1,106 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"time"
+)
+
+// Checkpoints run off the writer's path: the write connection never
+// checkpoints on its own (wal_autocheckpoint off), and a background
+// goroutine copies the WAL into the database file on a connection of its
+// own, while the writer goes on committing. Durability is the same: a
+// commit is durable once its WAL frames are written (and synced, per the
+// synchronous level), whoever copies them later.
+//
+// The WAL starts over only when a write transaction begins with all of it
+// copied, which never happens while the background copies and the writer
+// commits side by side. So once the WAL is long, the background asks the
+// writer to copy the rest itself between two groups (only what was
+// committed since the background pass: a short pause), and the writer's
+// next transaction starts the WAL over (cut back to walLimitBytes).
+
+// checkpointEvery is how often the background checkpoint runs (when
+// something was committed since the last run). Short, so that what the
+// writer copies itself when the WAL starts over (what was committed during
+// one background pass) stays small: at 1 s the bench's p99 was 55 ms, at
+// 100 ms 44-51 ms.
+const checkpointEvery = 100 * time.Millisecond
+
+// walResetFrames is the WAL length (pages) from which the writer is asked
+// to finish a checkpoint so that the WAL starts over.
+const walResetFrames = 4 << 10
+
+// walLimitBytes is the size the WAL file is cut back to when it starts
+// over (journal_size_limit).
+const walLimitBytes = 64 << 20
+
+// walRestartFrames is the WAL length (pages) beyond which readers kept
+// the WAL from starting over for too long: the background checkpoint then
+// waits for them (RESTART, holding back the writer meanwhile) so that the
+// WAL cannot grow without bound.
+const walRestartFrames = 64 << 10
+
+// runCheckpointer checkpoints every checkpointEvery until quit closes.
+func (s *Store) runCheckpointer() {
+	defer close(s.checkpointerDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	var seen uint64
+	for {
+		select {
+		case <-s.quit:
+			return
+		case <-t.C:
+			if n := s.commits.Load(); n == seen {
+				continue
+			} else {
+				seen = n
+			}
+			st, err := s.checkpointWAL(context.Background())
+			if err != nil {
+				s.log.Warn("background checkpoint", "err", err)
+				continue
+			}
+			if st.frames >= walResetFrames {
+				s.walReset.Store(true)
+			}
+		}
+	}
+}
+
+// walState is what a checkpoint reports: the WAL's length and how much of
+// it is now in the database file, in pages.
+type walState struct {
+	frames, copied int64
+}
+
+// checkpointWAL copies what it can of the WAL into the database file
+// without waiting for anyone (PASSIVE); when the WAL is very long, it
+// waits for readers and the writer (RESTART).
+func (s *Store) checkpointWAL(ctx context.Context) (walState, error) {
+	st, err := walCheckpoint(ctx, s.cdb, "PASSIVE")
+	if err != nil || st.frames < walRestartFrames {
+		return st, err
+	}
+	return walCheckpoint(ctx, s.cdb, "RESTART")
+}
+
+// finishCheckpoint is run by the writer between groups when the background
+// asked for it: it copies what the background has not, so that the next
+// write transaction starts the WAL over.
+func (s *Store) finishCheckpoint() {
+	if !s.walReset.CompareAndSwap(true, false) {
+		return
+	}
+	if _, err := walCheckpoint(context.Background(), s.wdb, "PASSIVE"); err != nil {
+		s.log.Warn("checkpoint", "err", err)
+	}
+}
+
+func walCheckpoint(ctx context.Context, db *sql.DB, mode string) (walState, error) {
+	var busy int
+	var st walState
+	err := db.QueryRowContext(ctx, `PRAGMA wal_checkpoint(`+mode+`)`).Scan(&busy, &st.frames, &st.copied)
+	return st, err
+}
