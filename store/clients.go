@@ -595,10 +595,20 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 		conds = append(conds, "clients.name LIKE ? ESCAPE '\\'")
 		args = append(args, escapeLike(p)+"%")
 	}
-	for _, f := range q.flags() {
-		if f.v != nil {
-			conds = append(conds, "clients."+f.col+" = ?")
-			args = append(args, *f.v)
+	if fc, fa := q.flagIndexConds(); q.searchMode() == "trigram" && len(fc) > 0 {
+		// Every flag, so that each match is checked with one seek (or a
+		// few) of the flags index by rowid (searchFrom).
+		fs := q.flags()
+		for _, f := range fs[len(fc):] {
+			fc = append(fc, "clients."+f.col+" IN (0, 1)")
+		}
+		conds, args = append(conds, fc...), append(args, fa...)
+	} else {
+		for _, f := range q.flags() {
+			if f.v != nil {
+				conds = append(conds, "clients."+f.col+" = ?")
+				args = append(args, *f.v)
+			}
 		}
 	}
 	filterConds, filterArgs := append([]string(nil), conds...), append([]any(nil), args...)
@@ -687,7 +697,14 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 		if len(p.conds) > 0 {
 			where = " WHERE " + strings.Join(p.conds, " AND ")
 		}
-		cs, err := s.queryClients(ctx, `SELECT `+clientCols+` FROM `+from+where+` ORDER BY `+p.orderBy+` LIMIT ?`, append(p.args, need)...)
+		query := `SELECT ` + clientCols + ` FROM ` + from + where + ` ORDER BY ` + p.orderBy + ` LIMIT ?`
+		if q.searchMode() == "trigram" {
+			// Two phases: the page's ids from the search index and the
+			// flags index (searchFrom), then the full rows of just those.
+			query = `SELECT ` + clientCols + ` FROM (SELECT clients_fts.rowid AS id FROM ` + searchFrom(len(filterConds) > 1) + where +
+				` ORDER BY ` + p.orderBy + ` LIMIT ?) AS page JOIN clients ON clients.id = page.id ORDER BY clients.id ` + dir
+		}
+		cs, err := s.queryClients(ctx, query, append(p.args, need)...)
 		if err != nil {
 			return ClientPage{}, err
 		}
@@ -723,6 +740,19 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 		page.Total, page.TotalExact, err = s.countClients(ctx, from, filterConds, filterArgs)
 	}
 	return page, err
+}
+
+// searchFrom is the FROM clause that finds the ids of a substring search's
+// matches: the search index alone, or with flag filters joined to the flags
+// index, sought by (deleted, delinquent, livemode, rowid). A selective
+// filter (delinquent clients) makes a page probe a thousand matches: in the
+// clients table each probe read a wide row at a random place; the flags
+// index keeps a filter's clients together in a few pages that stay cached.
+func searchFrom(flags bool) string {
+	if !flags {
+		return "clients_fts"
+	}
+	return "clients_fts JOIN clients INDEXED BY clients_flags ON clients.id = clients_fts.rowid"
 }
 
 // fewClients is how many matches of a filter are read from the flags
@@ -810,11 +840,12 @@ func (s *Store) countClients(ctx context.Context, from string, conds []string, a
 }
 
 // countSearch counts the clients that match a substring search (match,
-// an FTS5 query) and flag filters (conds, args). The search index holds no
-// flags, so each match costs a read of its client row, at a random place
-// in a big table: at a million clients about 4 µs each, so the 14,000
-// matches of "smith" took 60 ms to count among delinquent clients, and
-// 1,000 of them 5 ms among clients not deleted (the consoles' default).
+// an FTS5 query) and flag filters (conds, args: every flag, as the flags
+// index is sought). The search index holds no flags, so each match costs a
+// seek of the flags index by rowid (it cost a read of the wide client row,
+// at a random place in a big table, until the flags index took over: at a
+// million clients about 4 µs each, so the 14,000 matches of "smith" took
+// 60 ms to count among delinquent clients).
 // The count stops after searchCountCap matching clients ("more than"),
 // and reads at most the first searchCountRows matches of the search, in
 // the order the pages read them: exact when the search has no more
@@ -823,7 +854,7 @@ func (s *Store) countSearch(ctx context.Context, match any, conds []string, args
 	var found int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1
 		FROM (SELECT rowid FROM clients_fts WHERE clients_fts MATCH ? ORDER BY rowid LIMIT ?) AS m
-		JOIN clients ON clients.id = m.rowid
+		JOIN clients INDEXED BY clients_flags ON clients.id = m.rowid
 		WHERE `+strings.Join(conds, " AND ")+` LIMIT ?)`,
 		append([]any{match, searchCountRows}, append(slices.Clone(args), searchCountCap+1)...)...).Scan(&found)
 	if err != nil {

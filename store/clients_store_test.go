@@ -364,20 +364,21 @@ func TestClientSearchPaging(t *testing.T) {
 			strings.Contains(strings.ToLower(c.CustomerID), q)
 	}
 	for _, tc := range []struct {
-		q     string
-		live  *bool
-		limit int
+		q          string
+		live, delq *bool
+		limit      int
 	}{
-		{"ara", nil, 4}, {"ara", ptr(true), 3}, {"sara a", nil, 5}, {"zed", ptr(false), 7}, {"cus_pg0", nil, 40}, {"ston", nil, 1}, {"nothing", nil, 10},
+		{"ara", nil, nil, 4}, {"ara", ptr(true), nil, 3}, {"sara a", nil, nil, 5}, {"zed", ptr(false), nil, 7}, {"cus_pg0", nil, nil, 40},
+		{"ston", nil, nil, 1}, {"nothing", nil, nil, 10}, {"ara", nil, ptr(true), 2}, {"ara", ptr(false), ptr(false), 3}, {"cus_pg", ptr(true), ptr(true), 1},
 	} {
 		var want []Client
 		for _, c := range all { // insertion order
-			if contains(c, tc.q) && (tc.live == nil || c.Livemode == *tc.live) {
+			if contains(c, tc.q) && (tc.live == nil || c.Livemode == *tc.live) && (tc.delq == nil || c.Delinquent == *tc.delq) {
 				want = append(want, c)
 			}
 		}
-		query := ClientQuery{Search: tc.q, Livemode: tc.live, Limit: tc.limit, Sort: SortBalance, Desc: true} // sort ignored
-		what := fmt.Sprintf("search %q live %v limit %d", tc.q, fmtb(tc.live), tc.limit)
+		query := ClientQuery{Search: tc.q, Livemode: tc.live, Delinquent: tc.delq, Limit: tc.limit, Sort: SortBalance, Desc: true} // sort ignored
+		what := fmt.Sprintf("search %q live %v delinquent %v limit %d", tc.q, fmtb(tc.live), fmtb(tc.delq), tc.limit)
 		got := walkForward(t, e.s, query)
 		sameOrder(t, what+" forwards", got, want)
 		if len(got) > 0 {
