@@ -11,44 +11,27 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"backroom/store/clocktest"
 )
 
-// testClock is a settable clock, safe for concurrent use.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// testClock is the tests' settable clock; Add moves it forward.
+type testClock struct{ *clocktest.Clock }
 
 // newClock starts 10 s into a TOTP step, so that ±k steps are plain
 // additions of k×30 s.
 func newClock() *testClock {
 	base := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	step := TOTPStep(base)
-	return &testClock{t: time.Unix(step*int64(TOTPPeriod/time.Second)+10, 0).UTC()}
+	return &testClock{clocktest.New(time.Unix(step*int64(TOTPPeriod/time.Second)+10, 0).UTC())}
 }
 
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func (c *testClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
+// Add moves the clock by d.
+func (c *testClock) Add(d time.Duration) { c.Advance(d) }
 
 var ctxb = context.Background()
 
