@@ -167,14 +167,17 @@ type LoginState struct {
 	Enrolled      bool
 	EnrollAtLogin bool
 	LockedUntil   time.Time
+	// WebPassword tells whether the member has a web admin password (the
+	// console shows it on its home screen without a query of its own).
+	WebPassword bool
 }
 
 // LoginState returns the member's second-factor state.
 func (s *Store) LoginState(ctx context.Context, name string) (LoginState, error) {
 	var st LoginState
 	var locked sql.NullInt64
-	err := s.queryRow(ctx, `SELECT totp_secret IS NOT NULL, enroll_at_login, locked_until FROM staff WHERE name = ?`, name).
-		Scan(&st.Enrolled, &st.EnrollAtLogin, &locked)
+	err := s.queryRow(ctx, `SELECT totp_secret IS NOT NULL, enroll_at_login, locked_until, password_hash IS NOT NULL FROM staff WHERE name = ?`, name).
+		Scan(&st.Enrolled, &st.EnrollAtLogin, &locked, &st.WebPassword)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil
 	}

@@ -21,9 +21,17 @@ func webActor(name string) Actor {
 func TestSignInWithPassword(t *testing.T) {
 	e := newEnv(t, func(o *Options) { o.LockoutAfter = 2 })
 	alice := e.add("alice", true)
+	if ls, err := e.s.LoginState(ctxb, "alice"); err != nil || ls.WebPassword {
+		t.Fatalf("before a password: LoginState = %+v, %v", ls, err)
+	}
 	const pw = "violet anchor drums"
 	if err := e.s.SetPassword(ctxb, cliAdmin, "alice", pw); err != nil {
 		t.Fatal(err)
+	}
+	// The SSH login reads it with the rest of the member's state, for the
+	// console's home screen.
+	if ls, err := e.s.LoginState(ctxb, "alice"); err != nil || !ls.WebPassword {
+		t.Fatalf("after a password: LoginState = %+v, %v", ls, err)
 	}
 	for _, c := range []struct{ name, pw, code, reason string }{
 		{"alice", "wrong wrong wrong", e.code(alice, 0), "wrong password"},

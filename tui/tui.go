@@ -133,6 +133,11 @@ type Options struct {
 	// issued by the store; nil when the web admin is off (the console
 	// then says so instead of issuing a link).
 	WebSignInURL func(token string) string
+	// WebPasswordSet tells whether the member had a web password when the
+	// session began (read with the login), so the home screen shows it
+	// without a query of its own; it is read afresh when the screen is
+	// shown again.
+	WebPasswordSet bool
 	// Actor is the staff member of this session.
 	Actor store.Actor
 	// Fingerprint is the SHA256 fingerprint of the key they signed with.
@@ -176,6 +181,7 @@ type env struct {
 	replay   store.Processor
 	secret   bool                      // a webhook secret is configured
 	webURL   func(token string) string // nil: the web admin is off
+	webPW    bool                      // the member had a web password at login
 	actor    store.Actor
 	fp       string
 	now      func() time.Time
@@ -314,6 +320,7 @@ func New(o Options) *Model {
 		replay:   o.WebhookProcessor,
 		secret:   o.WebhookSecretSet,
 		webURL:   o.WebSignInURL,
+		webPW:    o.WebPasswordSet,
 		actor:    o.Actor,
 		fp:       o.Fingerprint,
 		now:      o.Now,

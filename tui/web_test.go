@@ -436,3 +436,23 @@ func TestBrowserName(t *testing.T) {
 		}
 	}
 }
+
+// TestWebPasswordFromLogin: the home screen shows what the login read
+// (no query of its own on the session's first frame), and reads it afresh
+// when the screen is shown again.
+func TestWebPasswordFromLogin(t *testing.T) {
+	st, c := openStore(t)
+	ctx := context.Background()
+	addMember(t, st, "alice", true, false)
+	bob := addMember(t, st, "bob", false, false)
+	h := newHarness(t, c, Options{Store: st, Actor: sshActor("bob", store.RoleStaff), Fingerprint: bob.fp, WebPasswordSet: true})
+	h.mustSee("Web password", "set · p changes it")
+
+	// Set from elsewhere meanwhile (none in fact): back on the screen, the
+	// store's answer wins over the login's.
+	if has, err := st.HasPassword(ctx, "bob"); err != nil || has {
+		t.Fatalf("HasPassword = %v, %v", has, err)
+	}
+	h.keys("3", "1")
+	h.mustSee("Web password", "not set · p sets it")
+}

@@ -26,6 +26,7 @@ const (
 	extRole        = "backroom-role"
 	extFingerprint = "backroom-fingerprint"
 	extMode        = "backroom-mode"
+	extWebPassword = "backroom-web-password" // "1": the member has a web password
 	extSessionID   = "backroom-session"
 	// extPublicKey is where charmbracelet/ssh looks for the key it reports
 	// as sess.PublicKey().
@@ -187,25 +188,30 @@ func (s *Server) publicKey(st *connState, c gossh.ConnMetadata, key gossh.Public
 	switch {
 	case !ls.Enrolled && ls.EnrollAtLogin:
 		// The one key-only path: a session confined to enrollment.
-		return identity(entry, key, modeEnroll, st.id), nil
+		return identity(entry, key, modeEnroll, st.id, ls.WebPassword), nil
 	case !ls.Enrolled:
 		return refuse("no second factor enrolled (an admin must run `backroom staff reset-totp "+user+"`)", errors.New("permission denied"))
 	}
 	return nil, &gossh.PartialSuccessError{Next: gossh.ServerAuthCallbacks{
 		KeyboardInteractiveCallback: func(c gossh.ConnMetadata, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
-			return s.verificationCode(st, entry, key, challenge)
+			return s.verificationCode(st, entry, key, ls.WebPassword, challenge)
 		},
 	}}
 }
 
 // identity is the final Permissions of an authenticated connection.
-func identity(e authkeys.Entry, key gossh.PublicKey, mode, sessionID string) *gossh.Permissions {
+func identity(e authkeys.Entry, key gossh.PublicKey, mode, sessionID string, webPassword bool) *gossh.Permissions {
+	wp := ""
+	if webPassword {
+		wp = "1"
+	}
 	return &gossh.Permissions{Extensions: map[string]string{
 		extUser:        e.User,
 		extRole:        e.Role,
 		extFingerprint: e.Fingerprint,
 		extMode:        mode,
 		extSessionID:   sessionID,
+		extWebPassword: wp,
 		extPublicKey:   base64.StdEncoding.EncodeToString(key.Marshal()),
 	}}
 }
@@ -223,7 +229,7 @@ const (
 
 // verificationCode is the second step: ask for a code (up to CodePrompts
 // times per connection) for the member whose key signed.
-func (s *Server) verificationCode(st *connState, e authkeys.Entry, key gossh.PublicKey, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
+func (s *Server) verificationCode(st *connState, e authkeys.Entry, key gossh.PublicKey, webPassword bool, challenge gossh.KeyboardInteractiveChallenge) (*gossh.Permissions, error) {
 	actor := store.Actor{Name: e.User, Role: e.Role, Channel: store.ChannelSSH, RemoteAddr: st.remote, SessionID: st.id}
 	instruction := ""
 	for {
@@ -253,7 +259,7 @@ func (s *Server) verificationCode(st *connState, e authkeys.Entry, key gossh.Pub
 		switch res.Verdict {
 		case store.CodeAccepted, store.CodeRecovery:
 			s.markAuthed(st)
-			return identity(e, key, modeConsole, st.id), nil
+			return identity(e, key, modeConsole, st.id, webPassword), nil
 		case store.CodeLocked:
 			st.failed()
 			s.banner(st, lockedMsg)

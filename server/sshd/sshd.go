@@ -282,6 +282,7 @@ func (s *Server) channelPolicy(next ssh.Handler) ssh.Handler {
 // who is the staff identity of a session, from its final Permissions.
 type who struct {
 	user, role, fingerprint, mode, sessionID string
+	webPassword                              bool // the member has a web password
 }
 
 func identityOf(sess ssh.Session) (who, bool) {
@@ -295,6 +296,7 @@ func identityOf(sess ssh.Session) (who, bool) {
 		fingerprint: p.Extensions[extFingerprint],
 		mode:        p.Extensions[extMode],
 		sessionID:   p.Extensions[extSessionID],
+		webPassword: p.Extensions[extWebPassword] == "1",
 	}
 	if w.user == "" || w.fingerprint == "" || (w.mode != modeConsole && w.mode != modeEnroll) ||
 		(w.role != store.RoleAdmin && w.role != store.RoleStaff) {
@@ -337,6 +339,7 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 			WebhookProcessor: s.cfg.WebhookProcessor,
 			WebhookSecretSet: s.cfg.WebhookSecretSet,
 			WebSignInURL:     s.cfg.WebSignInURL,
+			WebPasswordSet:   w.webPassword,
 		}
 		if w.mode == modeEnroll {
 			opts.Enroll = true
