@@ -364,25 +364,16 @@ livemode, delinquent, deleted, forgotten, created (RFC 3339, or null).`,
 			}
 
 			w := bufio.NewWriter(inv.Stdout)
-			n := 0
-			if !asJSON {
-				fmt.Fprintln(w, clientTableHeader())
-			}
-			var writeErr error
-			first, more, err := eachClient(inv.Ctx, e.st, q, limit, func(cl store.Client) error {
-				n++
-				if asJSON {
-					writeErr = writeJSON(w, toClientJSON(cl))
-				} else {
-					_, writeErr = fmt.Fprintln(w, clientTableRow(cl))
-				}
-				return writeErr
-			})
+			var first store.ClientPage
+			var more bool
+			n, writeErr, err := writeRows(w, asJSON, clientTableHeader(), func(yield func(store.Client) error) (err error) {
+				first, more, err = eachClient(inv.Ctx, e.st, q, limit, yield)
+				return err
+			}, func(cl store.Client) any { return toClientJSON(cl) }, clientTableRow)
 			switch {
 			case writeErr != nil:
-				return failErrorf("writing the list: %v", writeErr)
+				return writeErr
 			case err != nil:
-				w.Flush()
 				return e.storeError(err)
 			}
 			if !asJSON {

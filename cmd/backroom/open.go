@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -200,4 +201,31 @@ func writeJSON(w io.Writer, v any) error {
 		return fmt.Errorf("writing JSON: %w", err)
 	}
 	return nil
+}
+
+// writeRows writes the rows each yields to w, as JSON lines or as a table
+// under header, and returns how many it wrote. Failing to write stops each
+// and is reported as the writing error; each's own error (the store's) is
+// returned apart, after what was written is flushed.
+func writeRows[T any](w *bufio.Writer, asJSON bool, header string, each func(yield func(T) error) error,
+	toJSON func(T) any, row func(T) string) (n int, writeErr, err error) {
+	if !asJSON {
+		fmt.Fprintln(w, header)
+	}
+	err = each(func(v T) error {
+		n++
+		if asJSON {
+			writeErr = writeJSON(w, toJSON(v))
+		} else {
+			_, writeErr = fmt.Fprintln(w, row(v))
+		}
+		return writeErr
+	})
+	switch {
+	case writeErr != nil:
+		return n, failErrorf("writing the list: %v", writeErr), nil
+	case err != nil:
+		w.Flush()
+	}
+	return n, nil, err
 }

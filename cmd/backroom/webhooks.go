@@ -243,25 +243,15 @@ any, goes to stderr.`,
 			}
 			q := store.WebhookQuery{Status: status, Type: typ}
 			w := bufio.NewWriter(inv.Stdout)
-			if !asJSON {
-				fmt.Fprintln(w, webhookTableHeader())
-			}
-			n := 0
-			var writeErr error
-			more, err := eachWebhook(inv.Ctx, e.st, q, limit, func(ev store.WebhookEvent) error {
-				n++
-				if asJSON {
-					writeErr = writeJSON(w, toWebhookJSON(ev))
-				} else {
-					_, writeErr = fmt.Fprintln(w, webhookTableRow(ev))
-				}
-				return writeErr
-			})
+			var more bool
+			n, writeErr, err := writeRows(w, asJSON, webhookTableHeader(), func(yield func(store.WebhookEvent) error) (err error) {
+				more, err = eachWebhook(inv.Ctx, e.st, q, limit, yield)
+				return err
+			}, func(ev store.WebhookEvent) any { return toWebhookJSON(ev) }, webhookTableRow)
 			switch {
 			case writeErr != nil:
-				return failErrorf("writing the list: %v", writeErr)
+				return writeErr
 			case err != nil:
-				w.Flush()
 				return e.storeError(err)
 			}
 			if !asJSON {
