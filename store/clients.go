@@ -632,7 +632,7 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 			return ClientPage{}, err
 		}
 		counted = true
-		if page.TotalExact && page.Total <= fewClients {
+		if page.TotalExact && page.Total <= s.bounds.few {
 			from, conds, args = "clients INDEXED BY clients_flags", fc, fa
 		}
 	}
@@ -755,9 +755,27 @@ func searchFrom(flags bool) string {
 	return "clients_fts JOIN clients INDEXED BY clients_flags ON clients.id = clients_fts.rowid"
 }
 
-// fewClients is how many matches of a filter are read from the flags
-// index and sorted, rather than found by walking a sort index.
-var fewClients int64 = 1000
+// clientBounds are the thresholds ListClients works with. Each Store
+// holds its own (defaultClientBounds), so that a test can lower them for
+// its store alone and small tables take the paths of big ones.
+type clientBounds struct {
+	// few is how many matches of a filter are read from the flags index
+	// and sorted, rather than found by walking a sort index.
+	few int64
+	// countCap bounds the count of a filtered query: beyond it the total
+	// is shown as "more than". Counting reads one index entry per match:
+	// at a million clients 10,000 matches of "example.com" took 9 ms to
+	// count; 1,000 take a tenth of that.
+	countCap int64
+	// A substring search with a filter is counted by countSearch within
+	// tighter bounds, as it reads a client row per match: searchCap is
+	// where the count stops ("more than"); searchRows is how many of the
+	// search's matches (client rows) it reads at most, so that a selective
+	// filter cannot make it read every match.
+	searchCap, searchRows int64
+}
+
+var defaultClientBounds = clientBounds{few: 1000, countCap: 1000, searchCap: 200, searchRows: 500}
 
 type flagFilter struct {
 	col string
@@ -801,25 +819,7 @@ func (s *Store) queryClients(ctx context.Context, query string, args ...any) ([]
 	return scanRows(rows, scanClient)
 }
 
-// countCap bounds the count of a filtered query: beyond it the total is
-// shown as "more than". Counting reads one index entry per match: at a
-// million clients 10,000 matches of "example.com" took 9 ms to count;
-// 1,000 take a tenth of that. (A variable for tests.)
-var countCap int64 = 1_000
-
-// A substring search with a filter is counted by countSearch within
-// tighter bounds: it reads a client row per match. (Variables for tests.)
-var (
-	// searchCountCap: the count stops after this many matching clients
-	// ("more than").
-	searchCountCap int64 = 200
-	// searchCountRows: the count reads at most this many of the search's
-	// matches (client rows), so that a selective filter cannot make it
-	// read every match.
-	searchCountRows int64 = 500
-)
-
-// countClients counts matches up to countCap; the unfiltered total is
+// countClients counts matches up to bounds.countCap; the unfiltered total is
 // estimated from the largest row id (rows are never deleted).
 func (s *Store) countClients(ctx context.Context, from string, conds []string, args []any) (int64, bool, error) {
 	if len(conds) == 0 {
@@ -829,12 +829,12 @@ func (s *Store) countClients(ctx context.Context, from string, conds []string, a
 	}
 	var n int64
 	err := s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM `+from+` WHERE `+strings.Join(conds, " AND ")+` LIMIT ?)`,
-		append(args, countCap+1)...).Scan(&n)
+		append(args, s.bounds.countCap+1)...).Scan(&n)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: count clients: %w", err)
 	}
-	if n > countCap {
-		return countCap, false, nil
+	if n > s.bounds.countCap {
+		return s.bounds.countCap, false, nil
 	}
 	return n, true, nil
 }
@@ -846,8 +846,8 @@ func (s *Store) countClients(ctx context.Context, from string, conds []string, a
 // at a random place in a big table, until the flags index took over: at a
 // million clients about 4 µs each, so the 14,000 matches of "smith" took
 // 60 ms to count among delinquent clients).
-// The count stops after searchCountCap matching clients ("more than"),
-// and reads at most the first searchCountRows matches of the search, in
+// The count stops after bounds.searchCap matching clients ("more than"),
+// and reads at most the first bounds.searchRows matches of the search, in
 // the order the pages read them: exact when the search has no more
 // matches than that, else a lower bound.
 func (s *Store) countSearch(ctx context.Context, match any, conds []string, args []any) (int64, bool, error) {
@@ -856,22 +856,22 @@ func (s *Store) countSearch(ctx context.Context, match any, conds []string, args
 		FROM (SELECT rowid FROM clients_fts WHERE clients_fts MATCH ? ORDER BY rowid LIMIT ?) AS m
 		JOIN clients INDEXED BY clients_flags ON clients.id = m.rowid
 		WHERE `+strings.Join(conds, " AND ")+` LIMIT ?)`,
-		append([]any{match, searchCountRows}, append(slices.Clone(args), searchCountCap+1)...)...).Scan(&found)
+		append([]any{match, s.bounds.searchRows}, append(slices.Clone(args), s.bounds.searchCap+1)...)...).Scan(&found)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: count clients: %w", err)
 	}
-	if found > searchCountCap {
-		return searchCountCap, false, nil
+	if found > s.bounds.searchCap {
+		return s.bounds.searchCap, false, nil
 	}
 	// Whether the rows read were all the search's matches: counted in the
 	// search index alone.
 	var matches int64
 	err = s.rdb.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM clients_fts WHERE clients_fts MATCH ? LIMIT ?)`,
-		match, searchCountRows+1).Scan(&matches)
+		match, s.bounds.searchRows+1).Scan(&matches)
 	if err != nil {
 		return 0, false, fmt.Errorf("store: count clients: %w", err)
 	}
-	return found, matches <= searchCountRows, nil
+	return found, matches <= s.bounds.searchRows, nil
 }
 
 // ClientAudit returns the newest audit rows about a client.

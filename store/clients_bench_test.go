@@ -361,7 +361,7 @@ func benchSearch(b *testing.B, s *Store, queries []string) {
 				float64(res[k].lat.pct(0.5).Microseconds())/1000, float64(res[k].lat.pct(1).Microseconds())/1000))
 		}
 		// Printed, not logged: a benchmark's log is cut after ten lines.
-		fmt.Fprintf(os.Stderr, "%s: %d queries, first page each (matches, counted up to %d):\n%s\n", b.Name(), len(queries), countCap, strings.Join(lines, "\n"))
+		fmt.Fprintf(os.Stderr, "%s: %d queries, first page each (matches, counted up to %d):\n%s\n", b.Name(), len(queries), defaultClientBounds.countCap, strings.Join(lines, "\n"))
 	}
 }
 

@@ -435,8 +435,8 @@ func TestClientPagingProperty(t *testing.T) {
 	}
 	limits := []int{2, 3, 7, 10, 48}
 	combo := 0
-	for _, few := range []int64{fewClients, 0} {
-		withCaps(t, countCap, few)
+	for _, few := range []int64{defaultClientBounds.few, 0} {
+		withCaps(e.s, defaultClientBounds.countCap, few)
 		for _, sort := range []string{SortName, SortCreated, SortBalance} {
 			for _, desc := range []bool{false, true} {
 				for _, f := range filters {
@@ -635,26 +635,20 @@ func TestClientFiltersAndTotals(t *testing.T) {
 
 // withCaps lowers the count cap and the "few clients" threshold for one
 // test, so that small tables take the paths of big ones.
-func withCaps(t *testing.T, capN, few int64) {
-	t.Helper()
-	oldCap, oldFew := countCap, fewClients
-	countCap, fewClients = capN, few
-	t.Cleanup(func() { countCap, fewClients = oldCap, oldFew })
+func withCaps(s *Store, capN, few int64) {
+	s.bounds.countCap, s.bounds.few = capN, few
 }
 
 // withSearchCaps lowers the bounds of a filtered search's count for one
 // test.
-func withSearchCaps(t *testing.T, capN, rows int64) {
-	t.Helper()
-	oldCap, oldRows := searchCountCap, searchCountRows
-	searchCountCap, searchCountRows = capN, rows
-	t.Cleanup(func() { searchCountCap, searchCountRows = oldCap, oldRows })
+func withSearchCaps(s *Store, capN, rows int64) {
+	s.bounds.searchCap, s.bounds.searchRows = capN, rows
 }
 
 func TestClientTotalsCapped(t *testing.T) {
 	e := newEnv(t)
-	withCaps(t, 20, 5)
-	withSearchCaps(t, 20, 1000)
+	withCaps(e.s, 20, 5)
+	withSearchCaps(e.s, 20, 1000)
 	mustUpsert(t, e.s, SourceSync, someClients(100, 1)...) // livemode: even; delinquent: every 10th
 	for _, tc := range []struct {
 		q     ClientQuery
@@ -679,12 +673,12 @@ func TestClientTotalsCapped(t *testing.T) {
 }
 
 // TestClientSearchCountBounds: a substring search with a filter reads a
-// client row per match to count; the count stops at searchCountCap
-// matching clients and reads at most searchCountRows matches, and says so
+// client row per match to count; the count stops at bounds.searchCap
+// matching clients and reads at most bounds.searchRows matches, and says so
 // (not exact). The pages themselves still list every match.
 func TestClientSearchCountBounds(t *testing.T) {
 	e := newEnv(t)
-	withSearchCaps(t, 5, 20)
+	withSearchCaps(e.s, 5, 20)
 	mustUpsert(t, e.s, SourceSync, someClients(100, 1)...) // livemode: even; delinquent: every 10th; emails client00NN@example.com
 	all := allClients(t, e.s)
 	later := func(q ClientQuery) ClientQuery { // the page after the first

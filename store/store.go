@@ -90,6 +90,7 @@ type Store struct {
 	keysUnacked atomic.Bool                   // the installed file's audit row is still owed
 	removedMu   sync.Mutex
 	onRemoved   []func(fingerprints []string)
+	bounds      clientBounds // ListClients' thresholds
 	// onOwnersRemoved are told the members who lost a key.
 	onOwnersRemoved []func(names []string)
 
@@ -161,6 +162,7 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	}
 
 	s := &Store{
+		bounds:       defaultClientBounds,
 		dir:          opts.Dir,
 		now:          opts.Now,
 		log:          opts.Logger,
