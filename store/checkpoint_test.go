@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestWriterNeverCheckpoints: commits leave the WAL to the background
@@ -75,19 +76,13 @@ func TestWriterNeverCheckpoints(t *testing.T) {
 	}
 }
 
-// TestSearchIndexOneSegmentPerCommit: the clients search index takes a
-// transaction's changes in one go (one new FTS5 segment), not one segment
-// per client written; and what it answers is the same.
-func TestSearchIndexOneSegmentPerCommit(t *testing.T) {
+// TestSearchIndexBatches: the clients search index takes queued changes
+// in batches (one new FTS5 segment per flush, not one per client or per
+// commit), a search first flushes what is queued so that it finds every
+// committed change, and a changed email is masked, its client listed as
+// having masked entries.
+func TestSearchIndexBatches(t *testing.T) {
 	e := newEnv(t)
-	segments := func() int {
-		t.Helper()
-		var n int
-		if err := e.s.rdb.QueryRow(`SELECT count(DISTINCT segid) FROM clients_fts_idx`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	batch := func(email func(i int) string) []ClientData {
 		var b []ClientData
 		for i := range 40 {
@@ -98,15 +93,14 @@ func TestSearchIndexOneSegmentPerCommit(t *testing.T) {
 	if _, err := e.s.UpsertClients(ctxb, SourceSync, batch(func(i int) string { return fmt.Sprintf("first%02d@example.com", i) })); err != nil {
 		t.Fatal(err)
 	}
-	if n := segments(); n != 1 {
-		t.Errorf("40 clients written in one transaction made %d index segments, want 1", n)
-	}
-	// Every email changes: old trigrams out, new ones in, one segment more.
+	// Every email changes: old trigrams masked, new ones in.
 	if _, err := e.s.UpsertClients(ctxb, SourceSync, batch(func(i int) string { return fmt.Sprintf("second-%02d@example.org", i) })); err != nil {
 		t.Fatal(err)
 	}
-	if n := segments(); n > 2 {
-		t.Errorf("40 clients updated in one transaction: %d index segments, want at most 2", n)
+	// Unless the second commit came searchFlushDelay after the first (a
+	// slow machine), both are still queued: no segment yet.
+	if n := ftsSegments(t, e.s); n > 1 {
+		t.Errorf("two transactions of 40 clients made %d index segments before any search, want at most 1", n)
 	}
 	for q, want := range map[string]int64{"first": 0, "second-": 40, "second-07@": 1, "Segment Client": 40} {
 		page, err := e.s.ListClients(ctxb, ClientQuery{Search: q, Limit: 50})
@@ -114,11 +108,105 @@ func TestSearchIndexOneSegmentPerCommit(t *testing.T) {
 			t.Errorf("search %q: %d clients (%v), want %d", q, page.Total, err, want)
 		}
 	}
-	var queued int
-	if err := e.s.rdb.QueryRow(`SELECT count(*) FROM clients_fts_pending`).Scan(&queued); err != nil || queued != 0 {
-		t.Errorf("%d search index changes left queued after the commit (%v)", queued, err)
+	if n := ftsSegments(t, e.s); n < 1 || n > 2 {
+		t.Errorf("after a search: %d index segments, want 1 (2 on a slow machine)", n)
+	}
+	if n := countRows(t, e.s, `clients_fts_pending`); n != 0 {
+		t.Errorf("%d search index changes left queued after a search", n)
+	}
+	if n := countRows(t, e.s, `clients_fts_stale`); n != 40 {
+		t.Errorf("%d clients listed with masked index entries, want the 40 whose email changed", n)
+	}
+	if e.s.searchPending.Load() {
+		t.Error("the store still believes changes are queued")
 	}
 	if _, err := e.s.wdb.Exec(`INSERT INTO clients_fts (clients_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
 		t.Errorf("search index integrity check: %v", err)
 	}
+}
+
+// TestSearchIndexFlushesWhenIdle: changes queued by a last write reach the
+// index without another write or a search coming.
+func TestSearchIndexFlushesWhenIdle(t *testing.T) {
+	e := newEnv(t)
+	if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: "cus_Idle", Name: "Idle Flush", Email: "idle@example.com", Version: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for countRows(t, e.s, `clients_fts_pending`) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the queued change never reached the search index")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var n int
+	if err := e.s.rdb.QueryRow(`SELECT count(*) FROM clients_fts WHERE clients_fts MATCH '"Idle Flush"'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the index finds %d clients (%v), want 1", n, err)
+	}
+}
+
+// TestForgetMergesMaskedEntries: forgetting a client whose text changed
+// before merges the search index into one segment (dropping every masked
+// entry); forgetting one whose text never changed does not.
+func TestForgetMergesMaskedEntries(t *testing.T) {
+	e := newEnv(t)
+	write := func(id, email string, v int64) {
+		t.Helper()
+		if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: id, Name: "Masked " + id, Email: email, Version: v}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.s.ListClients(ctxb, ClientQuery{Search: "Masked", Limit: 5}); err != nil { // flushes: a segment each
+			t.Fatal(err)
+		}
+	}
+	write("cus_Changed", "old-address@example.com", 1)
+	write("cus_Changed", "new-address@example.com", 2)
+	write("cus_Steady", "steady@example.com", 1)
+	write("cus_Other", "other-old@example.com", 1)
+	write("cus_Other", "other-new@example.com", 2)
+	if n := ftsSegments(t, e.s); n < 2 {
+		t.Fatalf("setup: %d index segments, want several", n)
+	}
+	if err := e.s.ForgetClient(ctxb, cliAdmin, "cus_Steady"); err != nil {
+		t.Fatal(err)
+	}
+	if n := countRows(t, e.s, `clients_fts_stale`); n != 2 {
+		t.Errorf("forgetting a client whose text never changed: %d clients still listed with masked entries, want 2 (no merge)", n)
+	}
+	if err := e.s.ForgetClient(ctxb, cliAdmin, "cus_Changed"); err != nil {
+		t.Fatal(err)
+	}
+	if n := ftsSegments(t, e.s); n != 1 {
+		t.Errorf("after forgetting a client with masked entries: %d index segments, want 1 (the whole index merged)", n)
+	}
+	if n := countRows(t, e.s, `clients_fts_stale`); n != 0 {
+		t.Errorf("%d clients still listed with masked entries after the merge", n)
+	}
+	for q, want := range map[string]int64{"old-address": 0, "new-address": 0, "steady@": 0, "other-new": 1, "other-old": 0} {
+		page, err := e.s.ListClients(ctxb, ClientQuery{Search: q, Limit: 5})
+		if err != nil || page.Total != want {
+			t.Errorf("search %q: %d clients (%v), want %d", q, page.Total, err, want)
+		}
+	}
+	if _, err := e.s.wdb.Exec(`INSERT INTO clients_fts (clients_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+		t.Errorf("search index integrity check: %v", err)
+	}
+}
+
+func ftsSegments(t *testing.T, s *Store) int {
+	t.Helper()
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(DISTINCT segid) FROM clients_fts_idx`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func countRows(t *testing.T, s *Store, table string) int {
+	t.Helper()
+	var n int
+	if err := s.rdb.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

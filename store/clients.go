@@ -451,6 +451,9 @@ func (s *Store) ForgetClient(ctx context.Context, a Actor, customerID string) er
 		if err != nil {
 			return fmt.Errorf("store: forget client: %w", err)
 		}
+		if err := tx.eraseFromSearch(ctx, c.ID); err != nil {
+			return err
+		}
 		if err := tx.forgetHook(ctx, customerID); err != nil {
 			return err
 		}
@@ -587,6 +590,9 @@ func (s *Store) ListClients(ctx context.Context, q ClientQuery) (ClientPage, err
 	from := "clients"
 	switch q.searchMode() {
 	case "trigram":
+		if err := s.searchIndexCurrent(ctx); err != nil {
+			return ClientPage{}, err
+		}
 		from = "clients JOIN clients_fts ON clients_fts.rowid = clients.id"
 		conds = append(conds, "clients_fts MATCH ?")
 		args = append(args, ftsQuery(q.Search))

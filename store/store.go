@@ -106,6 +106,9 @@ type Store struct {
 	// searchQueue is set once the schema queues search index changes
 	// (migration 9): the writer then flushes the queue before each commit.
 	searchQueue atomic.Bool
+	// searchPending is set while search index changes wait in the queue
+	// (searchqueue.go).
+	searchPending atomic.Bool
 	// walReset asks the writer to finish a checkpoint (checkpoint.go).
 	walReset atomic.Bool
 	// commits counts the writer's commits (the checkpointer skips a run
@@ -316,8 +319,22 @@ func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Ro
 	return st.QueryRowContext(ctx, args...)
 }
 
-// Checkpoint copies the WAL into the database file and truncates it.
+// Checkpoint copies the WAL into the database file and truncates it,
+// waiting (until ctx ends) while another checkpoint or a reader holds it
+// back.
 func (s *Store) Checkpoint(ctx context.Context) error {
-	_, err := s.wdb.ExecContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)")
-	return err
+	for {
+		var busy, frames, copied int
+		if err := s.wdb.QueryRowContext(ctx, "PRAGMA wal_checkpoint(TRUNCATE)").Scan(&busy, &frames, &copied); err != nil {
+			return err
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: checkpoint held back (%d of %d pages copied): %w", copied, frames, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }

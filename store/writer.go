@@ -85,8 +85,9 @@ func (s *Store) submit(req *writeReq) error {
 // runWriter commits groups of writes until the store closes.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
-	prepared := &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}}
-	defer prepared.close()
+	w := &writerState{prepared: &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}}}
+	defer w.prepared.close()
+	defer w.search.stop()
 	if _, err := s.wdb.Exec(fmt.Sprintf(`PRAGMA cache_size = -%d`, writerCacheKiB)); err != nil {
 		s.log.Warn("write connection: page cache left at its default", "err", err)
 	}
@@ -94,6 +95,8 @@ func (s *Store) runWriter() {
 		var first *writeReq
 		select {
 		case first = <-s.writes:
+		case <-w.search.due():
+			first = flushSearchReq()
 		case <-s.quit:
 			// Drain what is queued, then stop.
 			for {
@@ -115,8 +118,8 @@ func (s *Store) runWriter() {
 				break gather
 			}
 		}
-		s.commitGroup(group, prepared)
-		prepared.prepareWanted(s.wdb)
+		s.commitGroup(group, w)
+		w.prepared.prepareWanted(s.wdb)
 		s.finishCheckpoint()
 	}
 }
@@ -124,7 +127,7 @@ func (s *Store) runWriter() {
 // commitGroup commits a group: re-runnable callers first, without
 // savepoints; if one of them fails, the group runs again with a savepoint
 // per caller.
-func (s *Store) commitGroup(group []*writeReq, prepared *stmtCache) {
+func (s *Store) commitGroup(group []*writeReq, w *writerState) {
 	slices.SortStableFunc(group, func(a, b *writeReq) int {
 		switch {
 		case a.rerun == b.rerun:
@@ -134,10 +137,10 @@ func (s *Store) commitGroup(group []*writeReq, prepared *stmtCache) {
 		}
 		return 1
 	})
-	if group[0].rerun && !s.runGroup(group, prepared, true) {
+	if group[0].rerun && !s.runGroup(group, w, true) {
 		return
 	}
-	s.runGroup(group, prepared, false)
+	s.runGroup(group, w, false)
 }
 
 // runGroup runs the group in one transaction and tells each caller how it
@@ -145,7 +148,7 @@ func (s *Store) commitGroup(group []*writeReq, prepared *stmtCache) {
 // first of them that fails rolls everything back: runGroup then returns
 // true, having told no caller anything, for the group to run again
 // without fast.
-func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (again bool) {
+func (s *Store) runGroup(group []*writeReq, w *writerState, fast bool) (again bool) {
 	results := make([]error, len(group))
 	finish := func(err error) {
 		for i, r := range group {
@@ -160,7 +163,7 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 		finish(fmt.Errorf("store: begin: %w", err))
 		return false
 	}
-	tx := &wtx{Tx: sqltx, s: s, prepared: prepared}
+	tx := &wtx{Tx: sqltx, s: s, prepared: w.prepared}
 	single := len(group) == 1
 	ran := 0
 	for i, r := range group {
@@ -218,7 +221,7 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 		return false
 	}
 	if s.searchQueue.Load() {
-		if err := tx.flushSearchQueue(); err != nil {
+		if err := tx.settleSearch(&w.search); err != nil {
 			_ = sqltx.Rollback()
 			finish(fmt.Errorf("store: search index: %w", err))
 			return false
@@ -235,6 +238,7 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 		return false
 	}
 	s.commits.Add(1)
+	w.search.committed(s, tx.searchQueued)
 	if tx.headID > 0 {
 		if err := s.advanceHead(tx.headID, tx.headHash); err != nil {
 			s.log.Error("audit head file not updated", "err", err)
@@ -244,21 +248,10 @@ func (s *Store) runGroup(group []*writeReq, prepared *stmtCache, fast bool) (aga
 	return false
 }
 
-// flushSearchQueue moves the clients search index changes that the
-// transaction queued (migration 9) into the index, in one statement: FTS5
-// then writes them out as one segment at the commit.
-func (tx *wtx) flushSearchQueue() error {
-	ctx := context.Background()
-	var queued bool
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM clients_fts_pending)`).Scan(&queued); err != nil || !queued {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO clients_fts (clients_fts, rowid, name, email, customer_id)
-		SELECT op, id, name, email, customer_id FROM clients_fts_pending ORDER BY seq`); err != nil {
-		return err
-	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM clients_fts_pending`)
-	return err
+// writerState is what the writer goroutine keeps between groups.
+type writerState struct {
+	prepared *stmtCache
+	search   searchBacklog
 }
 
 // wtx is a write transaction. It remembers the audit head so that the head
@@ -275,6 +268,12 @@ type wtx struct {
 	// with savepoints).
 	fast     bool
 	prepared *stmtCache
+	// flushSearch makes the transaction move the queued search index
+	// changes into the index before it commits, eraseSearch edits removed
+	// entries out rather than mask them, and mergeSearch merges the whole
+	// index afterwards (searchqueue.go); searchQueued reports that it
+	// leaves changes queued.
+	flushSearch, eraseSearch, mergeSearch, searchQueued bool
 }
 
 // errNeedsSavepoint makes a re-runnable caller run again with a savepoint.

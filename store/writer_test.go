@@ -184,7 +184,7 @@ func TestRerunnableFallbackRunsOthersOnce(t *testing.T) {
 	// The plain caller comes first in the queue; re-runnable ones still go
 	// first, without savepoints, until b fails; then all run with them.
 	plain, a, b, c := req("plain", false, false), req("a", true, false), req("b", true, true), req("c", true, false)
-	e.s.commitGroup([]*writeReq{plain, a, b, c}, nil)
+	e.s.commitGroup([]*writeReq{plain, a, b, c}, &writerState{})
 	if got := strings.Join(seq, " "); got != "a:true b:true a:false b:false c:false plain:false" {
 		t.Errorf("runs %s", got)
 	}
