@@ -278,6 +278,12 @@ func (tx *wtx) upsertClient(ctx context.Context, d ClientData, source string) (u
 	if err != nil && ErrorCode(err) != CodeNotFound {
 		return 0, err
 	}
+	return tx.upsertClientOver(ctx, d, source, cur, exists)
+}
+
+// upsertClientOver is upsertClient once the current client (when exists)
+// has been read.
+func (tx *wtx) upsertClientOver(ctx context.Context, d ClientData, source string, cur Client, exists bool) (upsertOutcome, error) {
 	if exists && cur.Version > d.Version {
 		return upsertStale, nil
 	}
@@ -312,7 +318,7 @@ func (tx *wtx) upsertClient(ctx context.Context, d ClientData, source string) (u
 	if d.StripeCreated.IsZero() {
 		created = unixOrZero(cur.StripeCreated)
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE clients SET name = ?, email = ?, phone = ?, description = ?, currency = ?, balance = ?,
+	_, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, email = ?, phone = ?, description = ?, currency = ?, balance = ?,
 		delinquent = ?, livemode = ?, metadata = ?, stripe_created = ?, updated_at = ?, deleted = ?, source = ?,
 		version = max(version, ?) WHERE id = ?`,
 		d.Name, d.Email, d.Phone, d.Description, d.Currency, d.Balance, d.Delinquent, d.Livemode, metadataJSON(d.Metadata),

@@ -16,6 +16,11 @@ import (
 // a changed email's trigrams rewrites the index pages of common trigrams
 // ("com", "cus", "@ex") once per flush rather than once per client.
 //
+// Only each client's net change goes in: the delete of what the index held
+// (the client's first queued change, when a delete) and the insert of its
+// latest text (its last, when an insert); what came and went within the
+// batch never reaches the index.
+//
 // A change normally masks a client's old text in the index (FTS5 leaves
 // the old entries in place, behind a delete marker, until its merges drop
 // them; migration 11). Forgetting a client cannot leave it at that: the
@@ -30,7 +35,7 @@ import (
 // own transaction, so that no queued copy of the erased text outlives it.
 
 // searchFlushDelay is how long search index changes may stay queued.
-const searchFlushDelay = 250 * time.Millisecond
+const searchFlushDelay = 100 * time.Millisecond
 
 // searchFlushRows is how many queued changes make a flush due at once.
 const searchFlushRows = 4096
@@ -105,9 +110,17 @@ func (tx *wtx) settleSearch(b *searchBacklog) error {
 		return nil
 	}
 	steps := []string{
-		// One statement: FTS5 writes the lot out as one segment at the commit.
+		// The queue's net effect on each client, in rowid order (a client's
+		// delete before its insert), in one statement: FTS5 then keeps the
+		// lot in memory and writes it out as one segment at the commit. (It
+		// writes out what it holds each time a rowid comes that is not
+		// above the last, as the queue's own order did all the time: a
+		// segment per few clients, and merges to match.)
 		`INSERT INTO clients_fts (clients_fts, rowid, name, email, customer_id)
-		SELECT op, id, name, email, customer_id FROM clients_fts_pending ORDER BY seq`,
+		SELECT p.op, p.id, p.name, p.email, p.customer_id
+		FROM (SELECT id, min(seq) AS first, max(seq) AS last FROM clients_fts_pending GROUP BY id) AS n
+		JOIN clients_fts_pending AS p ON (p.seq = n.first AND p.op = 'delete') OR (p.seq = n.last AND p.op IS NULL)
+		ORDER BY p.id, p.op IS NULL`,
 		`DELETE FROM clients_fts_pending`,
 	}
 	if tx.eraseSearch {

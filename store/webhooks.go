@@ -178,13 +178,30 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 	if ev.CustomerID == "" && eff.Billing != nil {
 		ev.CustomerID = eff.Billing.CustomerID
 	}
+	// The client, read once: whether it was forgotten, and what the
+	// upsert compares with.
+	var cur Client
+	exists := false
 	if ev.CustomerID != "" {
-		forgotten, err := tx.clientForgotten(ctx, ev.CustomerID)
-		if err != nil {
+		var err error
+		cur, err = getClient(ctx, tx, ev.CustomerID)
+		switch {
+		case err == nil:
+			exists = true
+		case ErrorCode(err) != CodeNotFound:
 			return "", "", err
 		}
-		if forgotten {
+		if exists && cur.Forgotten() {
 			ev.Payload = ScrubPersonalData(ev.Payload)
+		}
+	}
+	if eff.Client != nil && eff.Client.CustomerID != ev.CustomerID {
+		exists = false // an upsert of another customer reads its own (never the case of Stripe's events)
+		var err error
+		if cur, err = getClient(ctx, tx, eff.Client.CustomerID); err == nil {
+			exists = true
+		} else if ErrorCode(err) != CodeNotFound {
+			return "", "", err
 		}
 	}
 	if perr != nil {
@@ -203,7 +220,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 		return WebhookFailed, "the billing event names no customer", nil
 	}
 	if tx.fast {
-		if err := tx.writeEffect(ctx, eff); err != nil {
+		if err := tx.writeEffect(ctx, eff, cur, exists); err != nil {
 			return "", "", errNeedsSavepoint
 		}
 		return WebhookProcessed, "", nil
@@ -211,7 +228,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `SAVEPOINT effect`); err != nil {
 		return WebhookFailed, "could not start applying the event: " + err.Error(), nil
 	}
-	if err := tx.writeEffect(ctx, eff); err != nil {
+	if err := tx.writeEffect(ctx, eff, cur, exists); err != nil {
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO effect`)
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`)
 		return WebhookFailed, clip(err.Error(), 500), nil
@@ -222,22 +239,12 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 	return WebhookProcessed, "", nil
 }
 
-// clientForgotten reports whether the client of a customer id was
-// forgotten (false when there is no such client).
-func (tx *wtx) clientForgotten(ctx context.Context, customerID string) (bool, error) {
-	var forgotten bool
-	err := tx.QueryRowContext(ctx, `SELECT forgotten_at IS NOT NULL FROM clients WHERE customer_id = ?`, customerID).Scan(&forgotten)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return forgotten, err
-}
-
 // writeEffect writes a checked effect: the client upsert (newer data
-// wins) and the billing row (once per event).
-func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect) error {
+// wins) over cur, the client as read (when exists), and the billing row
+// (once per event).
+func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect, cur Client, exists bool) error {
 	if eff.Client != nil {
-		if _, err := tx.upsertClient(ctx, *eff.Client, SourceWebhook); err != nil {
+		if _, err := tx.upsertClientOver(ctx, *eff.Client, SourceWebhook, cur, exists); err != nil {
 			return err
 		}
 	}
