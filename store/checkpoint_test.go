@@ -125,6 +125,48 @@ func TestSearchIndexBatches(t *testing.T) {
 	}
 }
 
+// TestSearchIndexNetChanges: what a batch does to a client several times
+// reaches the index as its net change, in one segment, whatever the order
+// of the clients' rows: a client created and renamed in the batch is
+// found by its last email only, one renamed twice loses its first and
+// middle emails.
+func TestSearchIndexNetChanges(t *testing.T) {
+	e := newEnv(t)
+	up := func(id, email string, v int64) {
+		t.Helper()
+		if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: id, Name: "Net " + id, Email: email, Version: v}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up("cus_Beta", "beta-zero@example.com", 1)
+	for i := range 20 {
+		up(fmt.Sprintf("cus_Fill%02d", i), fmt.Sprintf("fill%02d@example.com", i), 1)
+	}
+	if _, err := e.s.ListClients(ctxb, ClientQuery{Search: "Net", Limit: 5}); err != nil { // flush
+		t.Fatal(err)
+	}
+	before := ftsSegments(t, e.s)
+	// One batch: rowids up and down, each client changed more than once.
+	up("cus_Alpha", "alpha-one@example.com", 1)
+	up("cus_Beta", "beta-one@example.com", 2)
+	up("cus_Fill07", "fill-seven@example.com", 2)
+	up("cus_Alpha", "alpha-two@example.com", 2)
+	up("cus_Beta", "beta-two@example.com", 3)
+	for q, want := range map[string]int64{"alpha-one": 0, "alpha-two": 1, "beta-zero": 0, "beta-one": 0, "beta-two": 1,
+		"fill07@": 0, "fill-seven": 1, "fill1": 10} {
+		page, err := e.s.ListClients(ctxb, ClientQuery{Search: q, Limit: 50})
+		if err != nil || page.Total != want {
+			t.Errorf("search %q: %d clients (%v), want %d", q, page.Total, err, want)
+		}
+	}
+	if n := ftsSegments(t, e.s); n > before+1 {
+		t.Errorf("one flush added %d index segments, want at most 1", n-before)
+	}
+	if _, err := e.s.wdb.Exec(`INSERT INTO clients_fts (clients_fts, rank) VALUES ('integrity-check', 1)`); err != nil {
+		t.Errorf("search index integrity check: %v", err)
+	}
+}
+
 // TestSearchIndexFlushesWhenIdle: changes queued by a last write reach the
 // index without another write or a search coming.
 func TestSearchIndexFlushesWhenIdle(t *testing.T) {
