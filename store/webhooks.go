@@ -120,29 +120,33 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 	// Re-runnable: the closure works on copies and sets outcome afresh.
 	err := s.writeRerunnable(ctx, func(tx *wtx) error {
 		ev, att := ev, att
-		status, found, err := tx.webhookStatus(ctx, ev.EventID)
+		row, status, err := tx.webhookStatus(ctx, ev.EventID)
 		if err != nil {
 			return err
 		}
 		att.EventID = ev.EventID
-		if found && (status == WebhookProcessed || status == WebhookIgnored) {
+		if status == WebhookProcessed || status == WebhookIgnored {
 			outcome = WebhookDuplicate
 			att.Outcome = outcome
-			if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET attempts = attempts + 1, updated_at = ? WHERE event_id = ?`,
-				s.now().UnixMilli(), ev.EventID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET attempts = attempts + 1, updated_at = ? WHERE id = ?`,
+				s.now().UnixMilli(), row); err != nil {
 				return err
 			}
-			return tx.insertAttempt(ctx, att)
+			return tx.insertAttempt(ctx, att, row)
 		}
 		outcome, att.Error, err = tx.applyEffect(ctx, &ev, effect, perr)
 		if err != nil {
 			return err
 		}
 		att.Outcome = outcome
-		if err := tx.upsertEvent(ctx, ev, outcome, att.Error, true); err != nil {
+		inserted, err := tx.upsertEvent(ctx, ev, outcome, att.Error, true)
+		if err != nil {
 			return err
 		}
-		return tx.insertAttempt(ctx, att)
+		if row == 0 {
+			row = inserted
+		}
+		return tx.insertAttempt(ctx, att, row)
 	})
 	return outcome, err
 }
@@ -156,13 +160,14 @@ func runProcessor(process Processor, ev IncomingEvent) (eff WebhookEffect, err e
 	return process(ev)
 }
 
-func (tx *wtx) webhookStatus(ctx context.Context, eventID string) (string, bool, error) {
-	var status string
-	err := tx.QueryRowContext(ctx, `SELECT status FROM webhook_events WHERE event_id = ?`, eventID).Scan(&status)
+// webhookStatus returns a stored event's row and status ("" when it is
+// not stored).
+func (tx *wtx) webhookStatus(ctx context.Context, eventID string) (row int64, status string, err error) {
+	err = tx.QueryRowContext(ctx, `SELECT id, status FROM webhook_events WHERE event_id = ?`, eventID).Scan(&row, &status)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", false, nil
+		return 0, "", nil
 	}
-	return status, err == nil, err
+	return row, status, err
 }
 
 // applyEffect applies a processor's effect. A failure to apply it undoes
@@ -260,8 +265,9 @@ func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect, cur Client, e
 }
 
 // upsertEvent stores the event with its status; a delivery (not a
-// replay) counts as an attempt.
-func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errText string, delivery bool) error {
+// replay) counts as an attempt. It returns the row of an event it
+// inserted (of one it updated: whatever row was inserted last).
+func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errText string, delivery bool) (int64, error) {
 	now := tx.s.now().UnixMilli()
 	var processed any
 	if status != WebhookFailed {
@@ -271,7 +277,7 @@ func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errTex
 	if delivery {
 		inc = 1
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_id, type, api_version, livemode, stripe_created,
+	res, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_id, type, api_version, livemode, stripe_created,
 		customer_id, status, error, payload, secret, attempts, received_at, updated_at, processed_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (event_id) DO UPDATE SET status = excluded.status, error = excluded.error,
@@ -282,20 +288,26 @@ func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errTex
 		ev.EventID, ev.Type, ev.APIVersion, ev.Livemode, unixOrZero(ev.Created), ev.CustomerID, status, errText,
 		ev.Payload, ev.Secret, inc, now, now, processed, inc)
 	if err != nil {
-		return fmt.Errorf("store: record event: %w", err)
+		return 0, fmt.Errorf("store: record event: %w", err)
 	}
-	return nil
+	return res.LastInsertId()
 }
 
-func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt) error {
+// insertAttempt records a delivery of the event of row eventRow (0 for a
+// rejected attempt: no event).
+func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt, eventRow int64) error {
+	var row any
+	if eventRow > 0 {
+		row = eventRow
+	}
 	headers := "{}"
 	if len(a.Headers) > 0 {
 		b, _ := json.Marshal(a.Headers)
 		headers = string(b)
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, received_at, remote_addr, headers, outcome, reason, error)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		a.EventID, a.ReceivedAt.UnixMilli(), a.RemoteAddr, headers, a.Outcome, clip(a.Reason, 300), clip(a.Error, 500))
+	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, event_row, received_at, remote_addr, headers, outcome, reason, error)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.EventID, row, a.ReceivedAt.UnixMilli(), a.RemoteAddr, headers, a.Outcome, clip(a.Reason, 300), clip(a.Error, 500))
 	if err != nil {
 		return fmt.Errorf("store: record attempt: %w", err)
 	}
@@ -334,7 +346,7 @@ func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason s
 		}
 		stored = true
 		att.EventID, att.Outcome, att.Reason = "", WebhookRejected, reason
-		return tx.insertAttempt(ctx, att)
+		return tx.insertAttempt(ctx, att, 0)
 	})
 	return stored, err
 }
@@ -359,7 +371,7 @@ func (s *Store) ReplayWebhook(ctx context.Context, a Actor, eventID string, proc
 		if outcome, errText, err = tx.applyEffect(ctx, &in, effect, perr); err != nil {
 			return err
 		}
-		if err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {
+		if _, err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {
 			return err
 		}
 		return tx.audit(ctx, a, ActionWebhookReplayed, eventID, Detail{
@@ -405,10 +417,11 @@ func (s *Store) GetWebhook(ctx context.Context, eventID string) (WebhookEvent, e
 // WebhookAttempts lists the deliveries of an event, oldest first.
 // (Rejected attempts belong to no event: the empty id lists nothing.)
 func (s *Store) WebhookAttempts(ctx context.Context, eventID string) ([]WebhookAttempt, error) {
-	// event_id != '' matches the partial index's condition, so that the
-	// index is used (without it SQLite scans every attempt).
+	// event_row IS NOT NULL matches the partial index's condition, so
+	// that the index is used (without it SQLite scans every attempt).
 	rows, err := s.rdb.QueryContext(ctx, `SELECT id, event_id, received_at, remote_addr, headers, outcome, reason, error
-		FROM webhook_attempts WHERE event_id = ? AND event_id != '' ORDER BY id LIMIT 1000`, eventID)
+		FROM webhook_attempts WHERE event_row = (SELECT id FROM webhook_events WHERE event_id = ?) AND event_row IS NOT NULL
+		ORDER BY id LIMIT 1000`, eventID)
 	if err != nil {
 		return nil, err
 	}

@@ -739,3 +739,36 @@ func TestBillingEventsOrder(t *testing.T) {
 		t.Errorf("%+v", b)
 	}
 }
+
+// TestMigrationLinksAttemptsToEvents: a database from before migration 12
+// (attempts found by event id) lists the same attempts after it.
+func TestMigrationLinksAttemptsToEvents(t *testing.T) {
+	e := newEnv(t)
+	ev := whEvent("evt_old", "customer.updated", "cus_M12", e.clock.Now())
+	receive(t, e, ev, failProc("first try fails"))
+	receive(t, e, ev, clientProc("Jenny Rosen"))
+	receive(t, e, ev, clientProc("Jenny Rosen"))
+	if _, err := e.s.RecordRejected(ctxb, attempt(e), "no signature matches"); err != nil {
+		t.Fatal(err)
+	}
+	// Back to schema 11: the column and its index gone, the old index back.
+	for _, q := range []string{
+		`DROP INDEX webhook_attempts_event`,
+		`ALTER TABLE webhook_attempts DROP COLUMN event_row`,
+		`CREATE INDEX webhook_attempts_event ON webhook_attempts (event_id, id) WHERE event_id != ''`,
+		`UPDATE meta SET value = '11' WHERE key = 'schema'`,
+	} {
+		mustExecStore(t, e.s, q)
+	}
+	e.reopen()
+	if got := outcomes(t, e.s, "evt_old"); got != "failed,processed,duplicate" {
+		t.Errorf("after the migration, the event's attempts are %q", got)
+	}
+	var linked, unlinked int
+	if err := e.s.rdb.QueryRow(`SELECT count(event_row), count(*) - count(event_row) FROM webhook_attempts`).Scan(&linked, &unlinked); err != nil {
+		t.Fatal(err)
+	}
+	if linked != 3 || unlinked != 1 {
+		t.Errorf("%d attempts linked to their event and %d not, want 3 and the rejected one", linked, unlinked)
+	}
+}

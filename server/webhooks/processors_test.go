@@ -264,6 +264,14 @@ func TestCustomerOf(t *testing.T) {
 		if got := customerOf(env); got != tc.want {
 			t.Errorf("customerOf(%.40s…) = %q, want %q", tc.object, got, tc.want)
 		}
+		// The same from the object as stripe-go decodes it.
+		var fields map[string]any
+		if json.Unmarshal([]byte(tc.object), &fields) == nil && fields != nil {
+			env.Data.Fields = fields
+			if got := customerOf(env); got != tc.want {
+				t.Errorf("customerOf(%.40s…), decoded fields = %q, want %q", tc.object, got, tc.want)
+			}
+		}
 	}
 	if got := customerOf(envelope{}); got != "" {
 		t.Errorf("no data: %q", got)

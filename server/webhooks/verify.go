@@ -110,6 +110,8 @@ type envelope struct {
 // envelopeData is the event's data: the object it is about.
 type envelopeData struct {
 	Object json.RawMessage `json:"object"`
+	// Fields is the object as stripe-go decoded it, when it did.
+	Fields map[string]any `json:"-"`
 }
 
 // verified is an event whose signature checked out.
@@ -163,7 +165,7 @@ func verify(body []byte, header string, secrets []Secret, now time.Time) (verifi
 		env = envelope{ID: decoded.ID, Type: string(decoded.Type), APIVersion: decoded.APIVersion, Created: decoded.Created,
 			Livemode: decoded.Livemode}
 		if decoded.Data != nil {
-			env.Data = &envelopeData{Object: decoded.Data.Raw}
+			env.Data = &envelopeData{Object: decoded.Data.Raw, Fields: decoded.Data.Object}
 		}
 	} else if err := json.Unmarshal(body, &env); err != nil {
 		return verified{}, ReasonMalformedJSON
