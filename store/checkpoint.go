@@ -32,7 +32,7 @@ const checkpointEvery = 100 * time.Millisecond
 // holds every writer up for a moment: under the webhook bench's load
 // (~20,000 pages a second) 16 MiB made one every 0.2 s, 128 MiB one
 // every 1.5 s or so.
-const walResetFrames = 32 << 10
+const walResetFrames = 64 << 10
 
 // walFinishFrames is how much of the WAL (pages) the writer may be left to
 // copy when it is asked to let the WAL start over: the background catches
@@ -48,13 +48,20 @@ const (
 // never cuts it: freeing and then allocating again the file's blocks made
 // the first commit after each restart take ~40 ms more in the webhook
 // bench (max latency 124-160 → 65 ms).
-const walLimitBytes = 160 << 20
+const walLimitBytes = 320 << 20
+
+// walIdleTruncate is how long a store goes without commits before its
+// long WAL file is cut to nothing.
+const walIdleTruncate = 5 * time.Second
+
+// pageFrameBytes is the size of a WAL frame: a page and its header.
+const pageFrameBytes = 4096 + 24
 
 // walRestartFrames is the WAL length (pages) beyond which readers kept
 // the WAL from starting over for too long: the background checkpoint then
 // waits for them (RESTART, holding back the writer meanwhile) so that the
 // WAL cannot grow without bound.
-const walRestartFrames = 128 << 10
+const walRestartFrames = 256 << 10
 
 // runCheckpointer checkpoints every checkpointEvery until quit closes.
 func (s *Store) runCheckpointer() {
@@ -62,20 +69,31 @@ func (s *Store) runCheckpointer() {
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
 	var seen uint64
+	var quietSince time.Time
+	long := false // the WAL grew past walLimitBytes/4 since it was last cut
 	for {
 		select {
 		case <-s.quit:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			if n := s.commits.Load(); n == seen {
+				// A quiet store gives back the disk a long WAL took.
+				if long && now.Sub(quietSince) >= walIdleTruncate {
+					if _, err := walCheckpoint(context.Background(), s.cdb, "TRUNCATE"); err == nil {
+						long = false
+					}
+				}
 				continue
 			} else {
-				seen = n
+				seen, quietSince = n, now
 			}
 			st, err := s.checkpointWAL(context.Background())
 			if err != nil {
 				s.log.Warn("background checkpoint", "err", err)
 				continue
+			}
+			if st.frames*pageFrameBytes > walLimitBytes/4 {
+				long = true
 			}
 			if st.frames < walResetFrames {
 				continue

@@ -318,6 +318,28 @@ UPDATE webhook_attempts SET event_row = (SELECT e.id FROM webhook_events AS e WH
 DROP INDEX webhook_attempts_event;
 CREATE INDEX webhook_attempts_event ON webhook_attempts (event_row, id) WHERE event_row IS NOT NULL;
 `,
+	// 13: billing rows lose the unique index on their event id, a write at
+	// a random place per billing event kept for the rare replay; a replay
+	// or retry looks for the event's row among its customer's instead.
+	`
+CREATE TABLE billing_events_new (
+	id             INTEGER PRIMARY KEY,
+	event_id       TEXT NOT NULL,
+	customer_id    TEXT NOT NULL,
+	type           TEXT NOT NULL,
+	object_id      TEXT NOT NULL DEFAULT '',
+	amount         INTEGER NOT NULL DEFAULT 0,
+	currency       TEXT NOT NULL DEFAULT '',
+	status         TEXT NOT NULL DEFAULT '',
+	stripe_created INTEGER NOT NULL DEFAULT 0,
+	summary        TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO billing_events_new SELECT id, event_id, customer_id, type, object_id, amount, currency, status, stripe_created, summary
+	FROM billing_events;
+DROP TABLE billing_events;
+ALTER TABLE billing_events_new RENAME TO billing_events;
+CREATE INDEX billing_events_customer ON billing_events (customer_id, stripe_created, id);
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

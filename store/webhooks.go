@@ -134,7 +134,7 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 			}
 			return tx.insertAttempt(ctx, att, row)
 		}
-		outcome, att.Error, err = tx.applyEffect(ctx, &ev, effect, perr)
+		outcome, att.Error, err = tx.applyEffect(ctx, &ev, effect, perr, row == 0)
 		if err != nil {
 			return err
 		}
@@ -176,7 +176,7 @@ func (tx *wtx) webhookStatus(ctx context.Context, eventID string) (row int64, st
 // without savepoints (tx.fast), by returning errNeedsSavepoint for the
 // writer to run the caller again with one. It scrubs the payload when the
 // event is about a forgotten client.
-func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEffect, perr error) (outcome, errText string, err error) {
+func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEffect, perr error, fresh bool) (outcome, errText string, err error) {
 	if ev.CustomerID == "" && eff.Client != nil {
 		ev.CustomerID = eff.Client.CustomerID
 	}
@@ -225,7 +225,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 		return WebhookFailed, "the billing event names no customer", nil
 	}
 	if tx.fast {
-		if err := tx.writeEffect(ctx, eff, cur, exists); err != nil {
+		if err := tx.writeEffect(ctx, eff, cur, exists, fresh); err != nil {
 			return "", "", errNeedsSavepoint
 		}
 		return WebhookProcessed, "", nil
@@ -233,7 +233,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 	if _, err := tx.Tx.ExecContext(context.WithoutCancel(ctx), `SAVEPOINT effect`); err != nil {
 		return WebhookFailed, "could not start applying the event: " + err.Error(), nil
 	}
-	if err := tx.writeEffect(ctx, eff, cur, exists); err != nil {
+	if err := tx.writeEffect(ctx, eff, cur, exists, fresh); err != nil {
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `ROLLBACK TO effect`)
 		_, _ = tx.Tx.ExecContext(context.WithoutCancel(ctx), `RELEASE effect`)
 		return WebhookFailed, clip(err.Error(), 500), nil
@@ -246,18 +246,27 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 
 // writeEffect writes a checked effect: the client upsert (newer data
 // wins) over cur, the client as read (when exists), and the billing row
-// (once per event).
-func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect, cur Client, exists bool) error {
+// (once per event: unless the event is fresh, stored for the first time,
+// the row is written only if the event has none yet).
+func (tx *wtx) writeEffect(ctx context.Context, eff WebhookEffect, cur Client, exists, fresh bool) error {
 	if eff.Client != nil {
 		if _, err := tx.upsertClientOver(ctx, *eff.Client, SourceWebhook, cur, exists); err != nil {
 			return err
 		}
 	}
 	if b := eff.Billing; b != nil {
+		// billing_events has no unique index on event_id (one more write
+		// at a random place per event, for the rare replay): a stored
+		// event's row is looked for among its customer's.
+		guard := ` WHERE NOT EXISTS (SELECT 1 FROM billing_events WHERE customer_id = ? AND event_id = ?)`
+		args := []any{b.EventID, b.CustomerID, b.Type, b.ObjectID, b.Amount, b.Currency, b.Status, unixOrZero(b.Created), clip(b.Summary, 300)}
+		if fresh {
+			guard = ""
+		} else {
+			args = append(args, b.CustomerID, b.EventID)
+		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO billing_events (event_id, customer_id, type, object_id, amount,
-			currency, status, stripe_created, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (event_id) DO NOTHING`,
-			b.EventID, b.CustomerID, b.Type, b.ObjectID, b.Amount, b.Currency, b.Status, unixOrZero(b.Created), clip(b.Summary, 300)); err != nil {
+			currency, status, stripe_created, summary) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?`+guard, args...); err != nil {
 			return err
 		}
 	}
@@ -368,7 +377,7 @@ func (s *Store) ReplayWebhook(ctx context.Context, a Actor, eventID string, proc
 		in := in
 		var errText string
 		var err error
-		if outcome, errText, err = tx.applyEffect(ctx, &in, effect, perr); err != nil {
+		if outcome, errText, err = tx.applyEffect(ctx, &in, effect, perr, false); err != nil {
 			return err
 		}
 		if _, err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {

@@ -751,6 +751,7 @@ func TestMigrationLinksAttemptsToEvents(t *testing.T) {
 	if _, err := e.s.RecordRejected(ctxb, attempt(e), "no signature matches"); err != nil {
 		t.Fatal(err)
 	}
+	receive(t, e, whEvent("evt_bill", "invoice.paid", "cus_M12", e.clock.Now()), billingProc)
 	// Back to schema 11: the column and its index gone, the old index back.
 	for _, q := range []string{
 		`DROP INDEX webhook_attempts_event`,
@@ -768,7 +769,14 @@ func TestMigrationLinksAttemptsToEvents(t *testing.T) {
 	if err := e.s.rdb.QueryRow(`SELECT count(event_row), count(*) - count(event_row) FROM webhook_attempts`).Scan(&linked, &unlinked); err != nil {
 		t.Fatal(err)
 	}
-	if linked != 3 || unlinked != 1 {
-		t.Errorf("%d attempts linked to their event and %d not, want 3 and the rejected one", linked, unlinked)
+	if linked != 4 || unlinked != 1 {
+		t.Errorf("%d attempts linked to their event and %d not, want 4 and the rejected one", linked, unlinked)
+	}
+	// Migration 13 kept the billing rows, and a replay still adds none.
+	if _, err := e.s.ReplayWebhook(ctxb, sshActor("alice"), "evt_bill", billingProc); err != nil {
+		t.Fatal(err)
+	}
+	if bills, err := e.s.BillingEvents(ctxb, "cus_M12", 0); err != nil || len(bills) != 1 || bills[0].EventID != "evt_bill" {
+		t.Errorf("billing rows after the migrations and a replay: %+v (%v)", bills, err)
 	}
 }
