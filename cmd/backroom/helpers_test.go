@@ -146,6 +146,9 @@ func (h *harness) openStore() *store.Store {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	// Closed before the data directory goes: its background work (search
+	// index flushes, checkpoints) writes files there.
+	h.t.Cleanup(func() { s.Close() })
 	return s
 }
 
