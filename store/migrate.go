@@ -340,6 +340,17 @@ DROP TABLE billing_events;
 ALTER TABLE billing_events_new RENAME TO billing_events;
 CREATE INDEX billing_events_customer ON billing_events (customer_id, stripe_created, id);
 `,
+	// 14: the indexes by status and by type had a last page per status and
+	// per type, about ten pages that every commit of deliveries wrote
+	// again. One narrow index in id order (appended to at one place) now
+	// serves both filters by scanning it backwards, and failed events,
+	// rare and counted on every console header, keep an index of their own.
+	`
+DROP INDEX IF EXISTS webhook_events_status;
+DROP INDEX IF EXISTS webhook_events_type;
+CREATE INDEX IF NOT EXISTS webhook_events_kinds ON webhook_events (id, status, type);
+CREATE INDEX IF NOT EXISTS webhook_events_failed ON webhook_events (id) WHERE status = 'failed';
+`,
 }
 
 // SchemaVersion is the schema this binary writes.

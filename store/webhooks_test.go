@@ -659,6 +659,26 @@ func TestListWebhooksFilters(t *testing.T) {
 	}
 	_, err := e.s.ListWebhooks(ctxb, WebhookQuery{Status: "duplicate"})
 	wantCodeOf(t, err, CodeInvalid)
+	// Failed events are counted (every console header) and listed from
+	// their own index, not by scanning.
+	for _, q := range []string{`SELECT count(*) FROM webhook_events WHERE status = 'failed'`,
+		`SELECT id FROM webhook_events WHERE status = 'failed' ORDER BY id DESC LIMIT 50`} {
+		var plan []string
+		rows, err := e.s.rdb.Query(`EXPLAIN QUERY PLAN ` + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			rows.Scan(&id, &parent, &unused, &detail)
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		if p := strings.Join(plan, "; "); !strings.Contains(p, "webhook_events_failed") {
+			t.Errorf("%s: plan %q does not use the index of failed events", q, p)
+		}
+	}
 }
 
 func TestListWebhooksPaging(t *testing.T) {
@@ -757,6 +777,10 @@ func TestMigrationLinksAttemptsToEvents(t *testing.T) {
 		`DROP INDEX webhook_attempts_event`,
 		`ALTER TABLE webhook_attempts DROP COLUMN event_row`,
 		`CREATE INDEX webhook_attempts_event ON webhook_attempts (event_id, id) WHERE event_id != ''`,
+		`DROP INDEX webhook_events_kinds`,
+		`DROP INDEX webhook_events_failed`,
+		`CREATE INDEX webhook_events_status ON webhook_events (status, id)`,
+		`CREATE INDEX webhook_events_type ON webhook_events (type, id)`,
 		`UPDATE meta SET value = '11' WHERE key = 'schema'`,
 	} {
 		mustExecStore(t, e.s, q)
@@ -771,6 +795,25 @@ func TestMigrationLinksAttemptsToEvents(t *testing.T) {
 	}
 	if linked != 4 || unlinked != 1 {
 		t.Errorf("%d attempts linked to their event and %d not, want 4 and the rejected one", linked, unlinked)
+	}
+	// Migration 14 swapped the status and type indexes for two that
+	// commits append to.
+	var idx []string
+	rows, err := e.s.rdb.Query(`SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'webhook_events' AND sql IS NOT NULL ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		idx = append(idx, n)
+	}
+	rows.Close()
+	if got := strings.Join(idx, " "); got != "webhook_events_customer webhook_events_failed webhook_events_kinds" {
+		t.Errorf("webhook_events indexes after the migrations: %s", got)
+	}
+	if n, err := e.s.CountFailedWebhooks(ctxb); err != nil || n != 0 {
+		t.Errorf("failed events after the migrations: %d (%v)", n, err)
 	}
 	// Migration 13 kept the billing rows, and a replay still adds none.
 	if _, err := e.s.ReplayWebhook(ctxb, sshActor("alice"), "evt_bill", billingProc); err != nil {
