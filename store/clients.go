@@ -314,15 +314,31 @@ func (tx *wtx) upsertClientOver(ctx context.Context, d ClientData, source string
 		}
 		return upsertUnchanged, nil
 	}
-	created := unixOrZero(d.StripeCreated)
-	if d.StripeCreated.IsZero() {
-		created = unixOrZero(cur.StripeCreated)
+	// Only the columns that change: SQLite rewrites the entry of every
+	// index on a column the statement sets, changed or not (a balance
+	// update set them all, and so wrote four index pages instead of one).
+	var set strings.Builder
+	var args []any
+	col := func(name string, changed bool, v any) {
+		if changed {
+			set.WriteString(name + " = ?, ")
+			args = append(args, v)
+		}
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE clients SET name = ?, email = ?, phone = ?, description = ?, currency = ?, balance = ?,
-		delinquent = ?, livemode = ?, metadata = ?, stripe_created = ?, updated_at = ?, deleted = ?, source = ?,
-		version = max(version, ?) WHERE id = ?`,
-		d.Name, d.Email, d.Phone, d.Description, d.Currency, d.Balance, d.Delinquent, d.Livemode, metadataJSON(d.Metadata),
-		created, now, d.Deleted, source, d.Version, cur.ID)
+	col("name", cur.Name != d.Name, d.Name)
+	col("email", cur.Email != d.Email, d.Email)
+	col("phone", cur.Phone != d.Phone, d.Phone)
+	col("description", cur.Description != d.Description, d.Description)
+	col("currency", cur.Currency != d.Currency, d.Currency)
+	col("balance", cur.Balance != d.Balance, d.Balance)
+	col("delinquent", cur.Delinquent != d.Delinquent, d.Delinquent)
+	col("livemode", cur.Livemode != d.Livemode, d.Livemode)
+	col("metadata", !maps.Equal(cur.Metadata, d.Metadata), metadataJSON(d.Metadata))
+	col("stripe_created", !d.StripeCreated.IsZero() && !cur.StripeCreated.Equal(d.StripeCreated), unixOrZero(d.StripeCreated))
+	col("deleted", cur.Deleted != d.Deleted, d.Deleted)
+	col("source", cur.Source != source, source)
+	_, err := tx.ExecContext(ctx, `UPDATE clients SET `+set.String()+`updated_at = ?, version = max(version, ?) WHERE id = ?`,
+		append(args, now, d.Version, cur.ID)...)
 	if err != nil {
 		return 0, fmt.Errorf("store: update client: %w", err)
 	}

@@ -1356,3 +1356,48 @@ func TestClientDataFirstBadField(t *testing.T) {
 		}
 	}
 }
+
+// TestUpsertSetsOnlyChangedColumns: an update names only the columns that
+// change, so that SQLite leaves the indexes of the others alone (it
+// rewrites the entry of every index on a column an UPDATE sets).
+func TestUpsertSetsOnlyChangedColumns(t *testing.T) {
+	e := newEnv(t)
+	mustExecStore(t, e.s, `CREATE TABLE touched (col TEXT)`)
+	for _, c := range []string{"name", "balance", "delinquent", "stripe_created"} {
+		mustExecStore(t, e.s, `CREATE TRIGGER touched_`+c+` AFTER UPDATE OF `+c+` ON clients BEGIN INSERT INTO touched VALUES ('`+c+`'); END`)
+	}
+	touched := func() string {
+		t.Helper()
+		var got []string
+		rows, err := e.s.rdb.Query(`SELECT col FROM touched ORDER BY col`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c string
+			rows.Scan(&c)
+			got = append(got, c)
+		}
+		mustExecStore(t, e.s, `DELETE FROM touched`)
+		return strings.Join(got, ",")
+	}
+	d := ClientData{CustomerID: "cus_Cols", Name: "Column Person", Email: "cols@example.com", Balance: 100, Version: 1,
+		StripeCreated: time.Unix(1_700_000_000, 0)}
+	mustUpsert(t, e.s, SourceWebhook, d)
+	touched()
+	d.Balance, d.Version = 250, 2
+	mustUpsert(t, e.s, SourceWebhook, d)
+	if got := touched(); got != "balance" {
+		t.Errorf("a balance change set %q, want balance only", got)
+	}
+	d.Name, d.Delinquent, d.Version = "Renamed Person", true, 3
+	mustUpsert(t, e.s, SourceWebhook, d)
+	if got := touched(); got != "delinquent,name" {
+		t.Errorf("a name and delinquency change set %q", got)
+	}
+	if c := mustGet(t, e.s, "cus_Cols"); c.Name != "Renamed Person" || c.Balance != 250 || !c.Delinquent || c.Version != 3 ||
+		!c.StripeCreated.Equal(d.StripeCreated) {
+		t.Errorf("client after the updates: %+v", c)
+	}
+}
