@@ -393,12 +393,17 @@ func (s *Server) console(next ssh.Handler) ssh.Handler {
 		screen.start()
 		final, err := p.Run()
 		p.Kill()
-		screen.stop(func() string {
-			if fm, ok := final.(framedModel); ok {
-				return fm.Model.View()
+		var lastView func() string
+		if sess.Context().Err() == nil {
+			// Nobody would see the last view of a client that is gone.
+			lastView = func() string {
+				if fm, ok := final.(framedModel); ok {
+					return fm.Model.View()
+				}
+				return ""
 			}
-			return ""
-		})
+		}
+		screen.stop(lastView)
 		reason := ls.endReason()
 		if reason == "" {
 			reason = "quit"
