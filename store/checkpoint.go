@@ -51,8 +51,15 @@ const (
 const walLimitBytes = 320 << 20
 
 // walIdleTruncate is how long a store goes without commits before its
-// long WAL file is cut to nothing.
+// long WAL file (a quarter of walLimitBytes) is cut to nothing.
 const walIdleTruncate = 5 * time.Second
+
+// walIdleTuning is when the WAL is cut to nothing: after quiet without
+// commits, once it grew to longFrames.
+type walIdleTuning struct {
+	quiet      time.Duration
+	longFrames int64
+}
 
 // pageFrameBytes is the size of a WAL frame: a page and its header.
 const pageFrameBytes = 4096 + 24
@@ -70,7 +77,7 @@ func (s *Store) runCheckpointer() {
 	defer t.Stop()
 	var seen uint64
 	var quietSince time.Time
-	long := false // the WAL grew past walLimitBytes/4 since it was last cut
+	long := false // the WAL grew past walIdle.longFrames since it was last cut
 	for {
 		select {
 		case <-s.quit:
@@ -78,7 +85,7 @@ func (s *Store) runCheckpointer() {
 		case now := <-t.C:
 			if n := s.commits.Load(); n == seen {
 				// A quiet store gives back the disk a long WAL took.
-				if long && now.Sub(quietSince) >= walIdleTruncate {
+				if long && now.Sub(quietSince) >= s.walIdle.quiet {
 					if _, err := walCheckpoint(context.Background(), s.cdb, "TRUNCATE"); err == nil {
 						long = false
 					}
@@ -92,7 +99,7 @@ func (s *Store) runCheckpointer() {
 				s.log.Warn("background checkpoint", "err", err)
 				continue
 			}
-			if st.frames*pageFrameBytes > walLimitBytes/4 {
+			if st.frames >= s.walIdle.longFrames {
 				long = true
 			}
 			if st.frames < walResetFrames {

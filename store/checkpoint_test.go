@@ -252,3 +252,40 @@ func countRows(t *testing.T, s *Store, table string) int {
 	}
 	return n
 }
+
+// TestLongWALCutWhenQuiet: a WAL that grew long is cut to nothing once the
+// store has had no commits for a while, and not while commits go on.
+func TestLongWALCutWhenQuiet(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.walIdle = &walIdleTuning{quiet: time.Second, longFrames: 8} })
+	walSize := func() int64 {
+		fi, err := os.Stat(filepath.Join(e.dir, DBFile+"-wal"))
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	// Commits every 50 ms for a second: the WAL is long, and never cut.
+	deadline := time.Now().Add(time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: fmt.Sprintf("cus_Q%03d", i), Name: "Quiet Test", Version: 1}}); err != nil {
+			t.Fatal(err)
+		}
+		if i > 4 && walSize() == 0 {
+			t.Fatalf("the WAL was cut while commits went on (after %d)", i)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Then quiet: cut to nothing.
+	deadline = time.Now().Add(10 * time.Second)
+	for walSize() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the WAL is still %d bytes after 10 s without commits", walSize())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Nothing lost.
+	page, err := e.s.ListClients(ctxb, ClientQuery{Search: "Quiet Test", Limit: 500})
+	if err != nil || page.Total < 10 {
+		t.Errorf("after the cut: %d clients (%v)", page.Total, err)
+	}
+}

@@ -64,6 +64,10 @@ type Options struct {
 	// KeyChecker, when non-nil, asks Stripe about a key before it is
 	// stored.
 	KeyChecker KeyChecker
+
+	// walIdle, when set (by tests), replaces the defaults of the idle
+	// WAL truncation (checkpoint.go).
+	walIdle *walIdleTuning
 }
 
 // Store is the handle on one data directory. It is safe for concurrent use.
@@ -111,6 +115,7 @@ type Store struct {
 	searchPending atomic.Bool
 	// walReset asks the writer to finish a checkpoint (checkpoint.go).
 	walReset atomic.Bool
+	walIdle  walIdleTuning
 	// commits counts the writer's commits (the checkpointer skips a run
 	// when none happened since the last).
 	commits atomic.Uint64
@@ -213,6 +218,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 
 	s.writes, s.quit, s.writerDone = make(chan *writeReq), make(chan struct{}), make(chan struct{})
 	s.checkpointerDone = make(chan struct{})
+	s.walIdle = walIdleTuning{quiet: walIdleTruncate, longFrames: walLimitBytes / 4 / pageFrameBytes}
+	if opts.walIdle != nil {
+		s.walIdle = *opts.walIdle
+	}
 	s.hashSlots = make(chan struct{}, MaxConcurrentHashes)
 	go s.runWriter()
 	go s.runCheckpointer()
