@@ -135,9 +135,9 @@ func importRow(line int, rec []string) (ImportRow, string) {
 			return ImportRow{}, fmt.Sprintf("%s is not valid UTF-8 text (save the file as UTF-8)", ClientCSVHeader[i])
 		}
 	}
-	row := ImportRow{Line: line, Notes: rec[7], ClientData: ClientData{
-		CustomerID: strings.TrimSpace(rec[0]), Name: strings.TrimSpace(rec[1]), Email: strings.TrimSpace(rec[2]),
-		Phone: strings.TrimSpace(rec[3]), Description: rec[4], Currency: strings.ToLower(strings.TrimSpace(rec[5])),
+	row := ImportRow{Line: line, Notes: csvUntext(rec[7]), ClientData: ClientData{
+		CustomerID: strings.TrimSpace(rec[0]), Name: csvUntext(strings.TrimSpace(rec[1])), Email: csvUntext(strings.TrimSpace(rec[2])),
+		Phone: csvUntext(strings.TrimSpace(rec[3])), Description: csvUntext(rec[4]), Currency: strings.ToLower(strings.TrimSpace(rec[5])),
 	}}
 	switch strings.ToLower(strings.TrimSpace(rec[6])) {
 	case "true", "1", "yes":
@@ -256,8 +256,8 @@ func (s *Store) ExportClients(ctx context.Context, a Actor, w io.Writer, q Clien
 			return n, err
 		}
 		for _, c := range page.Clients {
-			if err := cw.Write([]string{c.CustomerID, c.Name, c.Email, c.Phone, c.Description, c.Currency,
-				strconv.FormatBool(c.Livemode), c.Notes}); err != nil {
+			if err := cw.Write([]string{c.CustomerID, csvText(c.Name), csvText(c.Email), csvText(c.Phone), csvText(c.Description),
+				c.Currency, strconv.FormatBool(c.Livemode), csvText(c.Notes)}); err != nil {
 				return n, err
 			}
 			n++
@@ -270,4 +270,29 @@ func (s *Store) ExportClients(ctx context.Context, a Actor, w io.Writer, q Clien
 	}
 	cw.Flush()
 	return n, cw.Error()
+}
+
+// formulaStart is what makes a spreadsheet read a cell as a formula.
+const formulaStart = "=+-@\t\r"
+
+// csvText guards a free-text cell of an export against formula injection:
+// a value a spreadsheet would run as a formula ("=HYPERLINK(…)", but also
+// "+44 20…") gets a leading apostrophe, which spreadsheets show as text.
+// The import takes it off again (csvUntext), so an export imports back
+// unchanged.
+// A value that starts with an apostrophe gets one more (a spreadsheet
+// shows one), so that the import's undoing is exact.
+func csvText(v string) string {
+	if v != "" && strings.ContainsRune(formulaStart+"'", rune(v[0])) {
+		return "'" + v
+	}
+	return v
+}
+
+// csvUntext undoes csvText.
+func csvUntext(v string) string {
+	if len(v) > 1 && v[0] == '\'' && strings.ContainsRune(formulaStart+"'", rune(v[1])) {
+		return v[1:]
+	}
+	return v
 }

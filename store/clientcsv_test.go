@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
 	"slices"
 	"strings"
@@ -304,6 +305,22 @@ func TestExportClients(t *testing.T) {
 	if !strings.HasPrefix(buf.String(), strings.TrimSuffix(csvHeader, "\n")) {
 		t.Fatalf("no header: %q", buf.String())
 	}
+	// No cell a spreadsheet would run as a formula.
+	raw := buf.String()
+	if !strings.Contains(raw, `'=cmd|`) || !strings.Contains(raw, `'+1 555 0100`) {
+		t.Errorf("formula-like cells are not guarded:\n%s", raw)
+	}
+	recs, err := csv.NewReader(strings.NewReader(raw)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		for _, cell := range rec {
+			if cell != "" && strings.ContainsRune("=+-@\t\r", rune(cell[0])) {
+				t.Errorf("cell %q starts a formula", cell)
+			}
+		}
+	}
 	rows, err := ParseClientsCSV(&buf)
 	if err != nil {
 		t.Fatalf("the export does not parse: %v", err)
@@ -338,5 +355,26 @@ func TestExportClients(t *testing.T) {
 	evs := events(t, e.s, ActionClientExported)
 	if len(evs) != 3 || evs[1].Detail != `{"filtered":true}` || evs[2].Detail != `{"filtered":true}` {
 		t.Fatalf("export audit rows: %+v", evs)
+	}
+}
+
+// TestCSVTextGuard: formula-like cells (and those that start with an
+// apostrophe) get an apostrophe on export and lose it on import; other
+// text is left alone.
+func TestCSVTextGuard(t *testing.T) {
+	for v, want := range map[string]string{
+		"=SUM(A1)": "'=SUM(A1)", "+44 20 7946 0000": "'+44 20 7946 0000", "-1": "'-1", "@home": "'@home",
+		"\tx": "'\tx", "Ada": "Ada", "'t Hooft": "''t Hooft", "": "", "'=quoted": "''=quoted", "O'Brien": "O'Brien",
+	} {
+		if got := csvText(v); got != want {
+			t.Errorf("csvText(%q) = %q, want %q", v, got, want)
+		}
+		if back := csvUntext(csvText(v)); back != v {
+			t.Errorf("csvUntext(csvText(%q)) = %q", v, back)
+		}
+	}
+	// A hand-made file's apostrophe before a letter stays.
+	if got := csvUntext("'t Hooft"); got != "'t Hooft" {
+		t.Errorf("csvUntext('t Hooft) = %q", got)
 	}
 }
