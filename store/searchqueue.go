@@ -43,7 +43,8 @@ const searchFlushRows = 4096
 // searchBacklog is the writer's view of the queue: since when it holds
 // changes. Only the writer goroutine uses it.
 type searchBacklog struct {
-	since time.Time // zero: the queue is empty
+	delay time.Duration // searchFlushDelay, or a test's
+	since time.Time     // zero: the queue is empty
 	timer *time.Timer
 }
 
@@ -53,7 +54,7 @@ func (b *searchBacklog) due() <-chan time.Time {
 	if b.since.IsZero() {
 		return nil
 	}
-	wait := searchFlushDelay - time.Since(b.since)
+	wait := b.delay - time.Since(b.since)
 	if b.timer == nil {
 		b.timer = time.NewTimer(wait)
 	} else {
@@ -64,7 +65,7 @@ func (b *searchBacklog) due() <-chan time.Time {
 
 // isDue reports whether the queue has waited long enough.
 func (b *searchBacklog) isDue() bool {
-	return !b.since.IsZero() && time.Since(b.since) >= searchFlushDelay
+	return !b.since.IsZero() && time.Since(b.since) >= b.delay
 }
 
 // committed records whether the transaction just committed left changes

@@ -68,6 +68,8 @@ type Options struct {
 	// walIdle, when set (by tests), replaces the defaults of the idle
 	// WAL truncation (checkpoint.go).
 	walIdle *walIdleTuning
+	// searchDelay, when set (by tests), replaces searchFlushDelay.
+	searchDelay time.Duration
 }
 
 // Store is the handle on one data directory. It is safe for concurrent use.
@@ -116,6 +118,9 @@ type Store struct {
 	// walReset asks the writer to finish a checkpoint (checkpoint.go).
 	walReset atomic.Bool
 	walIdle  walIdleTuning
+	packer   payloadPacker // compresses webhook payloads (payload.go)
+	// searchDelay is how long search index changes may stay queued.
+	searchDelay time.Duration
 	// commits counts the writer's commits (the checkpointer skips a run
 	// when none happened since the last).
 	commits atomic.Uint64
@@ -221,6 +226,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.walIdle = walIdleTuning{quiet: walIdleTruncate, longFrames: walLimitBytes / 4 / pageFrameBytes}
 	if opts.walIdle != nil {
 		s.walIdle = *opts.walIdle
+	}
+	s.searchDelay = searchFlushDelay
+	if opts.searchDelay > 0 {
+		s.searchDelay = opts.searchDelay
 	}
 	s.hashSlots = make(chan struct{}, MaxConcurrentHashes)
 	go s.runWriter()

@@ -56,6 +56,9 @@ type IncomingEvent struct {
 	// already (processors need not parse the payload again); empty on a
 	// replay. It is not stored.
 	Object json.RawMessage
+	// packed is Payload as stored (compressed), when the caller of the
+	// writer prepared it; nil: the writer packs Payload itself.
+	packed []byte
 }
 
 // WebhookEvent is a stored event with its latest status.
@@ -114,8 +117,10 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 	if ev.EventID == "" || ev.Type == "" {
 		return "", errorf(CodeInvalid, "the event has no id or type")
 	}
-	// Processors are pure: run them before taking the write lock.
+	// Processors are pure: run them, and compress the payload, before
+	// taking the write lock.
 	effect, perr := runProcessor(process, ev)
+	ev.packed = s.packer.pack(ev.Payload)
 	var outcome string
 	// Re-runnable: the closure works on copies and sets outcome afresh.
 	err := s.writeRerunnable(ctx, func(tx *wtx) error {
@@ -197,7 +202,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 			return "", "", err
 		}
 		if exists && cur.Forgotten() {
-			ev.Payload = ScrubPersonalData(ev.Payload)
+			ev.Payload, ev.packed = ScrubPersonalData(ev.Payload), nil
 		}
 	}
 	if eff.Client != nil && eff.Client.CustomerID != ev.CustomerID {
@@ -286,6 +291,10 @@ func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errTex
 	if delivery {
 		inc = 1
 	}
+	stored := ev.packed
+	if stored == nil {
+		stored = tx.s.packer.pack(ev.Payload)
+	}
 	res, err := tx.ExecContext(ctx, `INSERT INTO webhook_events (event_id, type, api_version, livemode, stripe_created,
 		customer_id, status, error, payload, secret, attempts, received_at, updated_at, processed_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -295,7 +304,7 @@ func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errTex
 			attempts = webhook_events.attempts + ?, updated_at = excluded.updated_at,
 			processed_at = coalesce(excluded.processed_at, webhook_events.processed_at)`,
 		ev.EventID, ev.Type, ev.APIVersion, ev.Livemode, unixOrZero(ev.Created), ev.CustomerID, status, errText,
-		ev.Payload, ev.Secret, inc, now, now, processed, inc)
+		stored, ev.Secret, inc, now, now, processed, inc)
 	if err != nil {
 		return 0, fmt.Errorf("store: record event: %w", err)
 	}
@@ -405,7 +414,9 @@ func scanWebhook(sc interface{ Scan(...any) error }, withPayload bool) (WebhookE
 		return e, err
 	}
 	if withPayload {
-		e.Payload = payload
+		if e.Payload, err = unpackPayload(payload); err != nil {
+			return e, err
+		}
 	}
 	if created != 0 {
 		e.Created = time.Unix(created, 0).UTC()
@@ -733,7 +744,12 @@ func (tx *wtx) scrubWebhooksOf(ctx context.Context, customerID string) error {
 		return err
 	}
 	for _, r := range todo {
-		if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET payload = ? WHERE id = ?`, ScrubPersonalData(r.payload), r.id); err != nil {
+		body, err := unpackPayload(r.payload)
+		if err != nil {
+			return err
+		}
+		scrubbed := tx.s.packer.pack(ScrubPersonalData(body))
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_events SET payload = ? WHERE id = ?`, scrubbed, r.id); err != nil {
 			return err
 		}
 	}

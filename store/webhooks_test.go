@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -821,5 +822,48 @@ func TestMigrationLinksAttemptsToEvents(t *testing.T) {
 	}
 	if bills, err := e.s.BillingEvents(ctxb, "cus_M12", 0); err != nil || len(bills) != 1 || bills[0].EventID != "evt_bill" {
 		t.Errorf("billing rows after the migrations and a replay: %+v (%v)", bills, err)
+	}
+}
+
+// TestWebhookPayloadsStoredCompressed: a payload is stored compressed and
+// read back as received; one stored before compression (or too short to
+// gain) reads as it is; forgetting the customer scrubs compressed ones.
+func TestWebhookPayloadsStoredCompressed(t *testing.T) {
+	e := newEnv(t)
+	ev := whEvent("evt_z1", "customer.updated", "cus_Z1", e.clock.Now())
+	ev.Payload = []byte(strings.Replace(string(ev.Payload), `"crm":"A-1"`, `"crm":"A-1","note":"`+strings.Repeat("long text ", 80)+`"`, 1))
+	receive(t, e, ev, clientProc("Zelda Zip"))
+	var raw []byte
+	if err := e.s.rdb.QueryRow(`SELECT payload FROM webhook_events WHERE event_id = 'evt_z1'`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) == 0 || raw[0] != packedPayload || len(raw) >= len(ev.Payload)/2 {
+		t.Errorf("stored payload: %d bytes starting %q for a %d-byte body, want it compressed", len(raw), raw[:1], len(ev.Payload))
+	}
+	if w := mustWebhook(t, e.s, "evt_z1"); !bytes.Equal(w.Payload, ev.Payload) {
+		t.Errorf("read back %q, want the body as received", w.Payload)
+	}
+	// A row written before compression.
+	mustExecStore(t, e.s, `UPDATE webhook_events SET payload = CAST('{"id":"evt_z1","old":true}' AS BLOB) WHERE event_id = 'evt_z1'`)
+	if w := mustWebhook(t, e.s, "evt_z1"); string(w.Payload) != `{"id":"evt_z1","old":true}` {
+		t.Errorf("an uncompressed payload reads %q", w.Payload)
+	}
+	// A corrupt compressed payload is an error, not garbage.
+	mustExecStore(t, e.s, `UPDATE webhook_events SET payload = x'01ffff' WHERE event_id = 'evt_z1'`)
+	if _, err := e.s.GetWebhook(ctxb, "evt_z1"); err == nil {
+		t.Error("a corrupt payload read without an error")
+	}
+	// Scrubbing works on compressed payloads.
+	ev2 := whEvent("evt_z2", "customer.updated", "cus_Z2", e.clock.Now())
+	ev2.Payload = []byte(strings.Replace(string(ev2.Payload), `"crm":"A-1"`, `"crm":"A-1","note":"`+strings.Repeat("padding ", 80)+`"`, 1))
+	receive(t, e, ev2, clientProc("Zora Zed"))
+	if !bytes.Contains(mustWebhook(t, e.s, "evt_z2").Payload, []byte("jenny@example.com")) {
+		t.Fatal("setup: the payload has no email to scrub")
+	}
+	if err := e.s.ForgetClient(ctxb, cliAdmin, "cus_Z2"); err != nil {
+		t.Fatal(err)
+	}
+	if p := mustWebhook(t, e.s, "evt_z2").Payload; bytes.Contains(p, []byte("jenny@example.com")) || !bytes.Contains(p, []byte("evt_z2")) {
+		t.Errorf("after forgetting the customer, the payload is %s", p)
 	}
 }

@@ -98,7 +98,8 @@ func (s *Store) submit(req *writeReq) error {
 // runWriter commits groups of writes until the store closes.
 func (s *Store) runWriter() {
 	defer close(s.writerDone)
-	w := &writerState{prepared: &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}}}
+	w := &writerState{prepared: &stmtCache{stmts: map[string]*sql.Stmt{}, failed: map[string]bool{}},
+		search: searchBacklog{delay: s.searchDelay}}
 	defer w.prepared.close()
 	defer w.search.stop()
 	if _, err := s.wdb.Exec(fmt.Sprintf(`PRAGMA cache_size = -%d`, writerCacheKiB)); err != nil {
