@@ -170,6 +170,19 @@ func getClient(ctx context.Context, q queryRower, customerID string) (Client, er
 	return c, err
 }
 
+// findClient is getClient for a client that may not exist: exists
+// reports whether it does, and err is only a failure to read.
+func findClient(ctx context.Context, q queryRower, customerID string) (c Client, exists bool, err error) {
+	c, err = getClient(ctx, q, customerID)
+	switch {
+	case err == nil:
+		return c, true, nil
+	case ErrorCode(err) == CodeNotFound:
+		return Client{}, false, nil
+	}
+	return Client{}, false, err
+}
+
 // ViewClient returns a client for a staff member to look at, and records
 // the access (personal data) as client.viewed in the same transaction.
 func (s *Store) ViewClient(ctx context.Context, a Actor, customerID string) (Client, error) {
@@ -273,9 +286,8 @@ const (
 // upsertClient writes d unless the record holds newer data. A forgotten
 // client keeps no personal fields, whatever d says.
 func (tx *wtx) upsertClient(ctx context.Context, d ClientData, source string) (upsertOutcome, error) {
-	cur, err := getClient(ctx, tx, d.CustomerID)
-	exists := err == nil
-	if err != nil && ErrorCode(err) != CodeNotFound {
+	cur, exists, err := findClient(ctx, tx, d.CustomerID)
+	if err != nil {
 		return 0, err
 	}
 	return tx.upsertClientOver(ctx, d, source, cur, exists)
@@ -302,21 +314,9 @@ func (tx *wtx) upsertClientOver(ctx context.Context, d ClientData, source string
 		}
 		return upsertCreated, nil
 	}
-	same := cur.Name == d.Name && cur.Email == d.Email && cur.Phone == d.Phone && cur.Description == d.Description &&
-		cur.Currency == d.Currency && cur.Balance == d.Balance && cur.Delinquent == d.Delinquent && cur.Livemode == d.Livemode &&
-		maps.Equal(cur.Metadata, d.Metadata) && cur.Deleted == d.Deleted &&
-		(d.StripeCreated.IsZero() || cur.StripeCreated.Equal(d.StripeCreated))
-	if same {
-		if d.Version > cur.Version {
-			if _, err := tx.ExecContext(ctx, `UPDATE clients SET version = ? WHERE id = ?`, d.Version, cur.ID); err != nil {
-				return 0, err
-			}
-		}
-		return upsertUnchanged, nil
-	}
-	// Only the columns that change: SQLite rewrites the entry of every
-	// index on a column the statement sets, changed or not (a balance
-	// update set them all, and so wrote four index pages instead of one).
+	// Only the columns that change are set: SQLite rewrites the entry of
+	// every index on a column an UPDATE sets, changed or not (a balance
+	// update that set them all wrote four index pages instead of one).
 	var set strings.Builder
 	var args []any
 	col := func(name string, changed bool, v any) {
@@ -336,6 +336,15 @@ func (tx *wtx) upsertClientOver(ctx context.Context, d ClientData, source string
 	col("metadata", !maps.Equal(cur.Metadata, d.Metadata), metadataJSON(d.Metadata))
 	col("stripe_created", !d.StripeCreated.IsZero() && !cur.StripeCreated.Equal(d.StripeCreated), unixOrZero(d.StripeCreated))
 	col("deleted", cur.Deleted != d.Deleted, d.Deleted)
+	if len(args) == 0 {
+		// Nothing changed (the source alone does not count).
+		if d.Version > cur.Version {
+			if _, err := tx.ExecContext(ctx, `UPDATE clients SET version = ? WHERE id = ?`, d.Version, cur.ID); err != nil {
+				return 0, err
+			}
+		}
+		return upsertUnchanged, nil
+	}
 	col("source", cur.Source != source, source)
 	_, err := tx.ExecContext(ctx, `UPDATE clients SET `+set.String()+`updated_at = ?, version = max(version, ?) WHERE id = ?`,
 		append(args, now, d.Version, cur.ID)...)

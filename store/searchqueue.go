@@ -86,12 +86,15 @@ func (b *searchBacklog) stop() {
 	}
 }
 
+// flushSearch is a write that only flushes the queue.
+func flushSearch(tx *wtx) error {
+	tx.flushSearch = true
+	return nil
+}
+
 // flushSearchReq is the writer's own write that flushes the queue.
 func flushSearchReq() *writeReq {
-	return &writeReq{ctx: context.Background(), fn: func(tx *wtx) error {
-		tx.flushSearch = true
-		return nil
-	}, done: make(chan error, 1)}
+	return &writeReq{ctx: context.Background(), fn: flushSearch, done: make(chan error, 1)}
 }
 
 // settleSearch runs just before a commit: it flushes the queue when asked
@@ -158,8 +161,5 @@ func (s *Store) searchIndexCurrent(ctx context.Context) error {
 	if !s.searchPending.Load() {
 		return nil
 	}
-	return s.write(ctx, func(tx *wtx) error {
-		tx.flushSearch = true
-		return nil
-	})
+	return s.write(ctx, flushSearch)
 }

@@ -193,12 +193,7 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 	var cur Client
 	exists := false
 	if ev.CustomerID != "" {
-		var err error
-		cur, err = getClient(ctx, tx, ev.CustomerID)
-		switch {
-		case err == nil:
-			exists = true
-		case ErrorCode(err) != CodeNotFound:
+		if cur, exists, err = findClient(ctx, tx, ev.CustomerID); err != nil {
 			return "", "", err
 		}
 		if exists && cur.Forgotten() {
@@ -206,11 +201,9 @@ func (tx *wtx) applyEffect(ctx context.Context, ev *IncomingEvent, eff WebhookEf
 		}
 	}
 	if eff.Client != nil && eff.Client.CustomerID != ev.CustomerID {
-		exists = false // an upsert of another customer reads its own (never the case of Stripe's events)
-		var err error
-		if cur, err = getClient(ctx, tx, eff.Client.CustomerID); err == nil {
-			exists = true
-		} else if ErrorCode(err) != CodeNotFound {
+		// An upsert of another customer reads its own (never the case of
+		// Stripe's events).
+		if cur, exists, err = findClient(ctx, tx, eff.Client.CustomerID); err != nil {
 			return "", "", err
 		}
 	}
