@@ -461,6 +461,10 @@ func (s *Store) LinkClient(ctx context.Context, a Actor, d ClientData, detail De
 	return c, outcome, err
 }
 
+// forgetCheckpointWait bounds how long forgetting a client waits for the
+// WAL to be truncated.
+const forgetCheckpointWait = 10 * time.Second
+
 // ForgetClient erases a client's personal data (name, email, phone,
 // description, metadata, notes), keeping the customer id as a tombstone,
 // and checkpoints the WAL so that no copy of the erased data stays in the
@@ -494,17 +498,13 @@ func (s *Store) ForgetClient(ctx context.Context, a Actor, customerID string) er
 		return err
 	}
 	// The old row may still sit in the WAL: copy it into the database
-	// (where secure_delete zeroed the old cell) and truncate the WAL.
-	// SQLite reports a checkpoint that a reader held back (after the busy
-	// timeout) in its result row, not as an error.
-	var busy, frames, copied int
-	err = s.wdb.QueryRowContext(context.WithoutCancel(ctx), `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &frames, &copied)
-	switch {
-	case err != nil:
-		s.log.Error("checkpoint after forgetting a client", "err", err)
-	case busy != 0:
-		s.log.Error("checkpoint after forgetting a client held back by a reader: the erased data stays in the WAL until the next checkpoint",
-			"frames", frames, "copied", copied)
+	// (where secure_delete zeroed the old cell) and truncate the WAL,
+	// waiting a while for a reader or the background checkpoint that holds
+	// it back.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), forgetCheckpointWait)
+	defer cancel()
+	if err := s.Checkpoint(cctx); err != nil {
+		s.log.Error("checkpoint after forgetting a client: the erased data stays in the WAL until the next checkpoint", "err", err)
 	}
 	return nil
 }
