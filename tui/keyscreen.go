@@ -25,7 +25,6 @@ type keyScreen struct {
 	visible bool
 	hasPW   bool // the member has a web password
 	pwKnown bool
-	shown   bool // activated before: the login's answer is spent
 }
 
 // passwordSetMsg is the outcome of setting the member's own password.
@@ -74,9 +73,8 @@ func (s *keyScreen) setSize(w, h int) tea.Cmd { s.w, s.h = w, h; s.sizeInputs();
 
 func (s *keyScreen) activate() tea.Cmd {
 	s.visible = true
-	if !s.shown {
+	if !s.pwKnown {
 		// The session's first frame: the login already read it.
-		s.shown = true
 		s.hasPW, s.pwKnown = s.e.webPW, true
 		return nil
 	}

@@ -40,6 +40,7 @@ import (
 	"backroom/server/web/browsertest"
 	"backroom/server/webhooks"
 	"backroom/store"
+	"backroom/store/clocktest"
 )
 
 // adminPath is the web admin's path in these tests (not the default, so
@@ -51,25 +52,6 @@ const webhookSecret = "whsec_browserTestSecret0123456789"
 
 // cliActor adds the test's staff members, as `backroom staff add` does.
 var cliActor = store.Actor{Name: "root", Role: store.RoleAdmin, Channel: store.ChannelCLI}
-
-// clock is the settable clock of the store and the server: each TOTP code
-// is used once, so a step that needs a fresh code moves it on a period.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) next() {
-	c.mu.Lock()
-	c.t = c.t.Add(store.TOTPPeriod)
-	c.mu.Unlock()
-}
 
 // logBuf keeps everything the server and the store log, to check that no
 // secret reaches it.
@@ -99,9 +81,9 @@ type member struct {
 
 // browserEnv is the server, its store and the browser of the walk.
 type browserEnv struct {
-	t     *testing.T      // the running step: each subtest sets it first
-	ctx   context.Context // the browser's tab
-	clock *clock
+	t     *testing.T       // the running step: each subtest sets it first
+	ctx   context.Context  // the browser's tab
+	clock *clocktest.Clock // each TOTP code is used once: a step that needs a fresh code moves it on a period
 	st    *store.Store
 	srv   *server.Server
 	logs  *logBuf
@@ -112,7 +94,7 @@ type browserEnv struct {
 
 func newBrowserEnv(t *testing.T) *browserEnv {
 	t.Helper()
-	e := &browserEnv{t: t, clock: &clock{t: time.Now()}, logs: &logBuf{}}
+	e := &browserEnv{t: t, clock: clocktest.New(time.Now()), logs: &logBuf{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	stripe := stripeapi.New(stripeapi.Config{APIBase: stripemock.Start(t), MaxNetworkRetries: -1})
 	dir := t.TempDir()
@@ -175,7 +157,7 @@ func (e *browserEnv) addStaff(name string, admin bool) member {
 // (a code is accepted once).
 func (e *browserEnv) code(m member) string {
 	e.t.Helper()
-	e.clock.next()
+	e.clock.Advance(store.TOTPPeriod)
 	c, err := store.CodeFor(m.secret, e.clock.Now())
 	if err != nil {
 		e.t.Fatal(err)
@@ -360,23 +342,10 @@ func (e *browserEnv) auditBy(action, actor, channel string) int {
 // --- the SSH console -------------------------------------------------------------------
 
 // screen is what a console session wrote.
-type screen struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *screen) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
+type screen struct{ logBuf }
 
 // text is the output with the escape sequences removed.
-func (s *screen) text() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return ansi.Strip(s.buf.String())
-}
+func (s *screen) text() string { return ansi.Strip(s.String()) }
 
 // waitFor waits until ok holds for the console's text.
 func (s *screen) waitFor(t *testing.T, what string, ok func(string) bool) string {

@@ -191,37 +191,21 @@ func customerOf(env envelope) string {
 	if env.Data == nil || len(env.Data.Object) == 0 {
 		return ""
 	}
-	if f := env.Data.Fields; f != nil {
-		// Decoded by stripe-go already: no second pass over the object.
-		id := ""
-		if f["object"] == "customer" {
-			id, _ = f["id"].(string)
-		} else {
-			switch c := f["customer"].(type) {
-			case string:
-				id = c
-			case map[string]any:
-				id, _ = c["id"].(string)
-			}
-		}
-		if store.ValidCustomerID(id) != nil {
-			return ""
-		}
-		return id
-	}
-	var obj struct {
-		Object   string          `json:"object"`
-		ID       string          `json:"id"`
-		Customer json.RawMessage `json:"customer"`
-	}
-	if json.Unmarshal(env.Data.Object, &obj) != nil {
+	// As stripe-go decoded it, when it did; else read here, alike.
+	f := env.Data.Fields
+	if f == nil && json.Unmarshal(env.Data.Object, &f) != nil {
 		return ""
 	}
 	id := ""
-	if obj.Object == "customer" {
-		id = obj.ID
+	if f["object"] == "customer" {
+		id, _ = f["id"].(string)
 	} else {
-		id = expandableID(obj.Customer)
+		switch c := f["customer"].(type) {
+		case string:
+			id = c
+		case map[string]any:
+			id, _ = c["id"].(string)
+		}
 	}
 	if store.ValidCustomerID(id) != nil {
 		return ""
