@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -238,7 +239,7 @@ func (inv *invocation) benchExternal(ctx context.Context, cfg *Config, f benchFl
 	if err != nil {
 		return benchRun{}, "", e.storeError(err)
 	}
-	run.unique, run.missing, run.example = missingAcked(res.Acked, func(id string) bool { return ids[id] })
+	run.unique, run.missing, run.example = missingAcked(res.Acked, ids)
 	return run, fmt.Sprintf("Backroom at %s (data %s)", u, dir), nil
 }
 
@@ -263,16 +264,11 @@ func (inv *invocation) benchInProcess(ctx context.Context, c *cobra.Command, cfg
 	}
 	defer e.close()
 	st := e.st
+	if err := refuseLiveKey(ctx, st, "bench webhooks writes synthetic clients and events"); err != nil {
+		return benchRun{}, "", err
+	}
 	if f.clients > 0 {
-		pl := newProgressLine(inv.Stderr)
-		err := st.SeedClients(ctx, f.clients, st.Now(), func(done int) {
-			pl.update(fmt.Sprintf("seeding clients: %s of %s", count(int64(done)), count(int64(f.clients))))
-			if done == f.clients {
-				pl.update("building the indexes and the search index…")
-			}
-		})
-		pl.done()
-		if err != nil {
+		if err := seedClients(ctx, st, f.clients, st.Now(), inv.Stderr); err != nil {
 			return benchRun{}, "", e.storeError(err)
 		}
 	}
@@ -350,7 +346,7 @@ func (inv *invocation) benchInProcess(ctx context.Context, c *cobra.Command, cfg
 	if err != nil {
 		return benchRun{}, "", e.storeError(err)
 	}
-	run.unique, run.missing, run.example = missingAcked(run.load.Acked, func(id string) bool { return ids[id] })
+	run.unique, run.missing, run.example = missingAcked(run.load.Acked, ids)
 	clients := "about " + count(page.Total)
 	if page.TotalExact {
 		clients = count(page.Total)
@@ -405,7 +401,7 @@ func benchReference(ctx context.Context, lo loadOptions) (benchRun, error) {
 	if err != nil {
 		return benchRun{}, err
 	}
-	run.unique, run.missing, run.example = missingAcked(run.load.Acked, func(id string) bool { return ids[id] })
+	run.unique, run.missing, run.example = missingAcked(run.load.Acked, ids)
 	return run, nil
 }
 
@@ -475,13 +471,7 @@ func printBenchReport(w io.Writer, ours benchRun, ref *benchRun) {
 			codes[c] = true
 		}
 	}
-	for _, code := range slices.Sorted(func(yield func(int) bool) {
-		for c := range codes {
-			if !yield(c) {
-				return
-			}
-		}
-	}) {
+	for _, code := range slices.Sorted(maps.Keys(codes)) {
 		row(fmt.Sprintf("  %d %s", code, http.StatusText(code)), func(r benchRun) string { return count(int64(r.load.ByCode[code])) })
 		if code/100 == 2 {
 			for _, a := range []string{store.WebhookProcessed, store.WebhookDuplicate, store.WebhookIgnored} {

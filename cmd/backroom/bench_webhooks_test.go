@@ -117,4 +117,13 @@ func TestBenchWebhooksRefusals(t *testing.T) {
 			t.Errorf("bench webhooks %v took %s to refuse", tc.args, time.Since(start))
 		}
 	}
+	// Never over a data directory with a live key (it writes synthetic
+	// clients and events there).
+	r := h.runEnv(map[string]string{envStripeKey: liveKey}, "", "bench", "webhooks", "--data", h.data, "--clients", "5", "--duration", "200ms")
+	if r.code != 2 || !strings.Contains(r.stderr, "is a live key") || strings.Contains(r.stderr+r.stdout, liveKey) {
+		t.Errorf("bench over a live key's data directory: exit %d\n%s", r.code, r.stderr)
+	}
+	if ids := listIDs(t, h); len(ids) != 0 {
+		t.Errorf("bench seeded next to a live key: %d clients", len(ids))
+	}
 }

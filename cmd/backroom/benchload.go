@@ -310,14 +310,14 @@ func (s *sender) fail(err error) {
 }
 
 // missingAcked counts the acknowledged ids that are not stored.
-func missingAcked(acked []string, stored func(id string) bool) (unique, missing int, examples []string) {
+func missingAcked(acked []string, stored map[string]bool) (unique, missing int, examples []string) {
 	seen := make(map[string]bool, len(acked))
 	for _, id := range acked {
 		if seen[id] {
 			continue
 		}
 		seen[id] = true
-		if !stored(id) {
+		if !stored[id] {
 			missing++
 			if len(examples) < 5 {
 				examples = append(examples, id)
@@ -327,23 +327,14 @@ func missingAcked(acked []string, stored func(id string) bool) (unique, missing 
 	return len(seen), missing, examples
 }
 
-// storedWebhookIDs reads every stored event id, page by page.
+// storedWebhookIDs reads every stored event id.
 func storedWebhookIDs(ctx context.Context, st *store.Store) (map[string]bool, error) {
 	ids := map[string]bool{}
-	q := store.WebhookQuery{Limit: 1000}
-	for {
-		evs, err := st.ListWebhooks(ctx, q)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			ids[e.EventID] = true
-		}
-		if len(evs) < q.Limit {
-			return ids, nil
-		}
-		q.BeforeID = evs[len(evs)-1].ID
-	}
+	_, err := eachWebhook(ctx, st, store.WebhookQuery{}, 0, func(e store.WebhookEvent) error {
+		ids[e.EventID] = true
+		return nil
+	})
+	return ids, err
 }
 
 // sampleCustomers reads up to n clients from the store, for the load's

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,22 +71,13 @@ client indexes.`,
 				return err
 			}
 			defer e.close()
-			if ks, err := e.st.KeyStatus(inv.Ctx); err == nil && ks.Source != store.SourceNone && ks.Mode == store.ModeLive {
-				return usageErrorf("the active Stripe key (%s, from %s) is a live key: dev seed writes synthetic clients and audit rows "+
-					"and is for demo data directories only. Use another data directory (--data DIR)", ks.Masked, ks.Source)
+			if err := refuseLiveKey(inv.Ctx, e.st, "dev seed writes synthetic clients and audit rows"); err != nil {
+				return err
 			}
 
 			began := time.Now()
 			now := e.st.Now()
-			pl := newProgressLine(inv.Stderr)
-			err = e.st.SeedClients(inv.Ctx, clients, now, func(done int) {
-				pl.update(fmt.Sprintf("seeding clients: %s of %s", count(int64(done)), count(int64(clients))))
-				if done == clients {
-					pl.update("building the indexes and the search index…")
-				}
-			})
-			pl.done()
-			if err != nil {
+			if err := seedClients(inv.Ctx, e.st, clients, now, inv.Stderr); err != nil {
 				return e.storeError(err)
 			}
 
@@ -102,6 +95,7 @@ client indexes.`,
 				step = now.Sub(from) / time.Duration(audit)
 			}
 			if audit > 0 {
+				pl := newProgressLine(inv.Stderr)
 				pl.update(fmt.Sprintf("seeding %s audit rows…", count(int64(audit))))
 				err = e.st.SeedAudit(inv.Ctx, audit, from, step)
 				pl.done()
@@ -128,4 +122,28 @@ client indexes.`,
 	c.Flags().IntVar(&clients, "clients", 0, "how many synthetic clients to add (1 to 10,000,000)")
 	c.Flags().IntVar(&audit, "audit", 0, "how many synthetic audit rows to add (default: clients/10, at most 100,000)")
 	return c
+}
+
+// refuseLiveKey refuses a data directory whose active Stripe key is a live
+// key: what writes synthetic data (what says it does) is for demo data
+// directories only.
+func refuseLiveKey(ctx context.Context, st *store.Store, what string) error {
+	if ks, err := st.KeyStatus(ctx); err == nil && ks.Source != store.SourceNone && ks.Mode == store.ModeLive {
+		return usageErrorf("the active Stripe key (%s, from %s) is a live key: %s "+
+			"and is for demo data directories only. Use another data directory (--data DIR)", ks.Masked, ks.Source, what)
+	}
+	return nil
+}
+
+// seedClients adds n synthetic clients, showing the progress on stderr.
+func seedClients(ctx context.Context, st *store.Store, n int, now time.Time, stderr io.Writer) error {
+	pl := newProgressLine(stderr)
+	err := st.SeedClients(ctx, n, now, func(done int) {
+		pl.update(fmt.Sprintf("seeding clients: %s of %s", count(int64(done)), count(int64(n))))
+		if done == n {
+			pl.update("building the indexes and the search index…")
+		}
+	})
+	pl.done()
+	return err
 }

@@ -69,7 +69,7 @@ func TestWebhooksSurviveKill9(t *testing.T) {
 		}
 		stored[e.EventID] = true
 	}
-	unique, missing, examples := missingAcked(res.Acked, func(id string) bool { return stored[id] })
+	unique, missing, examples := missingAcked(res.Acked, stored)
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged events are missing after kill -9 and restart, e.g. %s", missing, unique, strings.Join(examples, ", "))
 	}

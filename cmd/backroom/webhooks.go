@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -423,10 +424,7 @@ Exit status 1 when no event has that id.`,
 // (oldest first) and its payload, pretty-printed.
 func printWebhook(w io.Writer, ev store.WebhookEvent, atts []store.WebhookAttempt) {
 	line := func(label, value string) {
-		if label != "" {
-			label += ":"
-		}
-		fmt.Fprintf(w, "%-13s %s\n", label, printable(value))
+		fmt.Fprintf(w, "%-13s %s\n", label+":", printable(value))
 	}
 	line("event id", ev.EventID)
 	line("type", ev.Type)
@@ -462,12 +460,7 @@ func printWebhook(w io.Writer, ev store.WebhookEvent, atts []store.WebhookAttemp
 			outcome += ": " + a.Error
 		}
 		fmt.Fprintf(w, "  %s  %-9s from %s\n", msTime(a.ReceivedAt), printable(outcome), printable(a.RemoteAddr))
-		keys := make([]string, 0, len(a.Headers))
-		for k := range a.Headers {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
+		for _, k := range slices.Sorted(maps.Keys(a.Headers)) {
 			fmt.Fprintf(w, "      %s: %s\n", printable(k), printable(a.Headers[k]))
 		}
 	}
@@ -596,7 +589,7 @@ func defaultWebhookURL(httpAddr string) string {
 	switch host {
 	case "", "0.0.0.0":
 		host = "127.0.0.1"
-	case "::", "[::]":
+	case "::":
 		host = "::1"
 	}
 	return "http://" + net.JoinHostPort(host, port) + httpd.WebhookPath
