@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -299,23 +298,9 @@ func (inv *invocation) benchInProcess(ctx context.Context, c *cobra.Command, cfg
 	}
 
 	tuneGC()
-	srv, err := server.New(server.Config{
-		Store:            st,
-		Logger:           log,
-		SSHAddr:          "127.0.0.1:0",
-		HTTPAddr:         "127.0.0.1:0",
-		HostKeyPath:      filepath.Join(inv.abs(cfg.DataDir), store.HostKeyFile),
-		MaxStartups:      cfg.MaxStartups,
-		PenaltyExempt:    cfg.PenaltyExempt,
-		IdleTimeout:      cfg.IdleTimeout,
-		GraceTime:        cfg.GraceTime,
-		CodePrompts:      cfg.CodePrompts,
-		EnrollDuration:   enrollDuration,
-		WebhookSecrets:   secrets,
-		WebhookMaxBody:   cfg.WebhookMaxBody,
-		TrustedProxies:   cfg.TrustedProxies,
-		WebhookRetention: cfg.WebhookRetention,
-	})
+	sc := inv.serverConfig(cfg, st, log, inv.abs(cfg.DataDir))
+	sc.SSHAddr, sc.HTTPAddr, sc.WebhookSecrets = "127.0.0.1:0", "127.0.0.1:0", secrets
+	srv, err := server.New(sc)
 	if err != nil {
 		return benchRun{}, "", serverError(cfg, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -91,34 +92,12 @@ func (inv *invocation) serve(c *cobra.Command) error {
 		cert = &c
 	}
 
-	srv, err := server.New(server.Config{
-		Store:          e.st,
-		Logger:         log,
-		Now:            inv.Now,
-		SSHAddr:        cfg.SSHAddr,
-		HTTPAddr:       cfg.HTTPAddr,
-		HostKeyPath:    filepath.Join(dir, store.HostKeyFile),
-		MaxStartups:    cfg.MaxStartups,
-		PenaltyExempt:  cfg.PenaltyExempt,
-		IdleTimeout:    cfg.IdleTimeout,
-		GraceTime:      cfg.GraceTime,
-		CodePrompts:    cfg.CodePrompts,
-		EnrollDuration: enrollDuration,
-		ClientSync:     syncer,
-
-		WebhookSecrets:   cfg.WebhookSecrets,
-		WebhookMaxBody:   cfg.WebhookMaxBody,
-		TrustedProxies:   cfg.TrustedProxies,
-		WebhookRetention: cfg.WebhookRetention,
-
-		AdminPath:    cfg.AdminPath,
-		AdminAddr:    cfg.AdminAddr,
-		AdminAllow:   cfg.AdminAllow,
-		TLSCert:      cert,
-		CookieSecure: cfg.CookieSecure,
-		PublicURL:    cfg.PublicURL,
-		WebLimits:    store.WebSessionLimits{Idle: cfg.WebIdle, MaxAge: cfg.WebMaxAge},
-	})
+	sc := inv.serverConfig(cfg, e.st, log, dir)
+	sc.ClientSync = syncer
+	sc.AdminPath, sc.AdminAddr, sc.AdminAllow = cfg.AdminPath, cfg.AdminAddr, cfg.AdminAllow
+	sc.TLSCert, sc.CookieSecure, sc.PublicURL = cert, cfg.CookieSecure, cfg.PublicURL
+	sc.WebLimits = store.WebSessionLimits{Idle: cfg.WebIdle, MaxAge: cfg.WebMaxAge}
+	srv, err := server.New(sc)
 	if err != nil {
 		return serverError(cfg, err)
 	}
@@ -239,5 +218,29 @@ const serveGCPercent = 200
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(serveGCPercent)
+	}
+}
+
+// serverConfig is the server's configuration from cfg for the SSH console
+// and the webhook endpoint, as serve runs them (serve adds the web admin
+// and client sync; bench webhooks its own addresses and secret).
+func (inv *invocation) serverConfig(cfg *Config, st *store.Store, log *slog.Logger, dir string) server.Config {
+	return server.Config{
+		Store:            st,
+		Logger:           log,
+		Now:              inv.Now,
+		SSHAddr:          cfg.SSHAddr,
+		HTTPAddr:         cfg.HTTPAddr,
+		HostKeyPath:      filepath.Join(dir, store.HostKeyFile),
+		MaxStartups:      cfg.MaxStartups,
+		PenaltyExempt:    cfg.PenaltyExempt,
+		IdleTimeout:      cfg.IdleTimeout,
+		GraceTime:        cfg.GraceTime,
+		CodePrompts:      cfg.CodePrompts,
+		EnrollDuration:   enrollDuration,
+		WebhookSecrets:   cfg.WebhookSecrets,
+		WebhookMaxBody:   cfg.WebhookMaxBody,
+		TrustedProxies:   cfg.TrustedProxies,
+		WebhookRetention: cfg.WebhookRetention,
 	}
 }
