@@ -1,6 +1,8 @@
 package tui
 
 import (
+	"strconv"
+
 	"github.com/charmbracelet/bubbles/cursor"
 	"github.com/charmbracelet/bubbles/help"
 	"github.com/charmbracelet/bubbles/progress"
@@ -50,28 +52,41 @@ type styles struct {
 	// Progress bar colours (bubbles/progress takes hex strings, not
 	// adaptive colours): resolved when drawn, since the server may learn
 	// the terminal's background after the first frame.
-	barFull  lipgloss.AdaptiveColor
-	barEmpty lipgloss.AdaptiveColor
+	barFull  lipgloss.CompleteAdaptiveColor
+	barEmpty lipgloss.CompleteAdaptiveColor
+}
+
+// shade is one colour as each colour profile shows it: the 256- and
+// 16-colour forms are the ones termenv would derive from the hex value
+// (a test keeps them so), written out because deriving them costs a
+// colour-distance search on every render of every session.
+func shade(hex string, ansi256, ansi int) lipgloss.CompleteColor {
+	return lipgloss.CompleteColor{TrueColor: hex, ANSI256: strconv.Itoa(ansi256), ANSI: strconv.Itoa(ansi)}
+}
+
+// adaptive picks light or dark by the terminal's background.
+func adaptive(light, dark lipgloss.CompleteColor) lipgloss.CompleteAdaptiveColor {
+	return lipgloss.CompleteAdaptiveColor{Light: light, Dark: dark}
 }
 
 func newStyles(r *lipgloss.Renderer) *styles {
 	// Colours: each is legible on dark and light terminals; with colour
 	// off the styles still tell things apart by bold, brackets and markers.
 	var (
-		colAccent = lipgloss.AdaptiveColor{Light: "#4B2FB0", Dark: "#A594FF"}
-		colDim    = lipgloss.AdaptiveColor{Light: "#5F5F5F", Dark: "#9A9A9A"}
-		colOK     = lipgloss.AdaptiveColor{Light: "#146C2E", Dark: "#6BD88A"}
-		colErr    = lipgloss.AdaptiveColor{Light: "#B00020", Dark: "#FF7070"}
-		colWarn   = lipgloss.AdaptiveColor{Light: "#7A4F00", Dark: "#FFC857"}
-		colSelBg  = lipgloss.AdaptiveColor{Light: "#DCD5FA", Dark: "#3C3366"}
-		colSelFg  = lipgloss.AdaptiveColor{Light: "#1A1A1A", Dark: "#FFFFFF"}
-		colTabBg  = lipgloss.AdaptiveColor{Light: "#4B2FB0", Dark: "#A594FF"}
-		colTabFg  = lipgloss.AdaptiveColor{Light: "#FFFFFF", Dark: "#14102A"}
+		colAccent = adaptive(shade("#4B2FB0", 55, 12), shade("#A594FF", 141, 13))
+		colDim    = adaptive(shade("#5F5F5F", 59, 8), shade("#9A9A9A", 102, 8))
+		colOK     = adaptive(shade("#146C2E", 22, 2), shade("#6BD88A", 78, 10))
+		colErr    = adaptive(shade("#B00020", 124, 1), shade("#FF7070", 203, 9))
+		colWarn   = adaptive(shade("#7A4F00", 94, 3), shade("#FFC857", 221, 11))
+		colSelBg  = adaptive(shade("#DCD5FA", 189, 13), shade("#3C3366", 59, 8))
+		colSelFg  = adaptive(shade("#1A1A1A", 232, 0), shade("#FFFFFF", 231, 15))
+		colTabBg  = colAccent
+		colTabFg  = adaptive(shade("#FFFFFF", 231, 15), shade("#14102A", 232, 0))
 		// Badges: white on a saturated background reads on both.
-		badgeWhite = lipgloss.Color("#FFFFFF")
-		badgeTest  = lipgloss.Color("#1F7A3A")
-		badgeLive  = lipgloss.Color("#C8001E")
-		badgeNone  = lipgloss.Color("#6B6B6B")
+		badgeWhite = shade("#FFFFFF", 231, 15)
+		badgeTest  = shade("#1F7A3A", 29, 2)
+		badgeLive  = shade("#C8001E", 160, 9)
+		badgeNone  = shade("#6B6B6B", 59, 8)
 	)
 	s := &styles{r: r, ascii: r.ColorProfile() == termenv.Ascii}
 	n := r.NewStyle
@@ -203,9 +218,9 @@ func (s *styles) progressBar(width int) progress.Model {
 // viewBar draws p at percent in the colours for the session's background
 // as it is known now.
 func (s *styles) viewBar(p progress.Model, percent float64) string {
-	p.FullColor, p.EmptyColor = s.barFull.Light, s.barEmpty.Light
+	p.FullColor, p.EmptyColor = s.barFull.Light.TrueColor, s.barEmpty.Light.TrueColor
 	if s.r.HasDarkBackground() {
-		p.FullColor, p.EmptyColor = s.barFull.Dark, s.barEmpty.Dark
+		p.FullColor, p.EmptyColor = s.barFull.Dark.TrueColor, s.barEmpty.Dark.TrueColor
 	}
 	return p.ViewAs(percent)
 }
