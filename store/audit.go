@@ -143,7 +143,7 @@ func chainHash(key []byte, prev string, e Event) string {
 // Audit writes one audit row on its own (for events that change nothing
 // else, such as a session starting).
 func (s *Store) Audit(ctx context.Context, a Actor, action, target string, d Detail) error {
-	return s.write(ctx, func(tx *wtx) error { return tx.audit(ctx, a, action, target, d) })
+	return s.writeRerunnable(ctx, func(tx *wtx) error { return tx.audit(ctx, a, action, target, d) })
 }
 
 // --- the head file --------------------------------------------------------

@@ -245,7 +245,7 @@ const (
 // audited with the fingerprint and the remote address.
 func (s *Store) VerifyCode(ctx context.Context, a Actor, fp, code, purpose string) (CodeResult, error) {
 	var res CodeResult
-	err := s.write(ctx, func(tx *wtx) error {
+	err := s.writeRerunnable(ctx, func(tx *wtx) error {
 		var err error
 		res, err = tx.verifyCode(ctx, a, fp, code, purpose)
 		return err
