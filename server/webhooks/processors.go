@@ -62,6 +62,7 @@ func customerDeleted(ev store.IncomingEvent) (store.WebhookEffect, error) { retu
 // customerObject is the part of a Stripe customer Backroom keeps
 // (stripe.Customer's fields and JSON names).
 type customerObject struct {
+	Object      string            `json:"object"`
 	ID          string            `json:"id"`
 	Name        string            `json:"name"`
 	Email       string            `json:"email"`
@@ -115,6 +116,7 @@ func invoicePaymentFailed(ev store.IncomingEvent) (store.WebhookEffect, error) {
 
 // invoiceObject is the part of a Stripe invoice Backroom reads.
 type invoiceObject struct {
+	Object     string          `json:"object"`
 	ID         string          `json:"id"`
 	Customer   json.RawMessage `json:"customer"`
 	AmountDue  int64           `json:"amount_due"`
@@ -140,6 +142,7 @@ func invoice(ev store.IncomingEvent, what string, amount func(invoiceObject) int
 
 // chargeObject is the part of a Stripe charge Backroom reads.
 type chargeObject struct {
+	Object         string          `json:"object"`
 	ID             string          `json:"id"`
 	Customer       json.RawMessage `json:"customer"`
 	Amount         int64           `json:"amount"`
@@ -233,6 +236,7 @@ type subscriptionItem struct {
 
 // subscriptionObject is the part of a Stripe subscription Backroom reads.
 type subscriptionObject struct {
+	Object   string          `json:"object"`
 	ID       string          `json:"id"`
 	Customer json.RawMessage `json:"customer"`
 	Status   string          `json:"status"`
@@ -339,11 +343,19 @@ func billing(ev store.IncomingEvent, customer json.RawMessage, b store.BillingEv
 	return store.WebhookEffect{Billing: &b}, nil
 }
 
-// dataObject decodes the event's data.object into v after checking that it
-// is a Stripe object of the given kind.
+// stripeObject is a decoded data.object: its "object" field says its kind.
+type stripeObject interface{ objectKind() string }
+
+func (o *customerObject) objectKind() string     { return o.Object }
+func (o *invoiceObject) objectKind() string      { return o.Object }
+func (o *chargeObject) objectKind() string       { return o.Object }
+func (o *subscriptionObject) objectKind() string { return o.Object }
+
+// dataObject decodes the event's data.object into v and checks that it is
+// a Stripe object of the given kind.
 // The endpoint hands over data.object with the event (ev.Object); a replay
 // reads it from the stored payload.
-func dataObject(ev store.IncomingEvent, kind string, v any) error {
+func dataObject(ev store.IncomingEvent, kind string, v stripeObject) error {
 	obj := ev.Object
 	if len(obj) == 0 {
 		var env envelope
@@ -357,23 +369,33 @@ func dataObject(ev store.IncomingEvent, kind string, v any) error {
 	if len(obj) == 0 || string(obj) == "null" {
 		return errors.New("the event has no data.object")
 	}
+	err := json.Unmarshal(obj, v)
+	if err == nil {
+		if k := v.objectKind(); k != kind {
+			return notKind(kind, k)
+		}
+		return nil
+	}
+	// It does not decode: say first whether it is an object at all and of
+	// which kind, which explains a mismatched field best.
 	var head struct {
 		Object string `json:"object"`
 	}
-	if err := json.Unmarshal(obj, &head); err != nil {
+	if json.Unmarshal(obj, &head) != nil {
 		return errors.New("data.object is not an object")
 	}
 	if head.Object != kind {
-		return fmt.Errorf("data.object is not a %s (its object is %q)", kind, clip(head.Object, 40))
+		return notKind(kind, head.Object)
 	}
-	if err := json.Unmarshal(obj, v); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) && te.Field != "" {
-			return fmt.Errorf("data.object.%s is not a %s", clip(te.Field, 60), te.Type)
-		}
-		return fmt.Errorf("data.object does not read as a %s", kind)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("data.object.%s is not a %s", clip(te.Field, 60), te.Type)
 	}
-	return nil
+	return fmt.Errorf("data.object does not read as a %s", kind)
+}
+
+func notKind(want, got string) error {
+	return fmt.Errorf("data.object is not a %s (its object is %q)", want, clip(got, 40))
 }
 
 // formatAmount writes minor units as "USD 12.00" (no decimals for

@@ -74,18 +74,23 @@ func TestCustomerDeleted(t *testing.T) {
 }
 
 func TestCustomerMalformed(t *testing.T) {
-	for name, obj := range map[string]string{
-		"bad email":          customerJSON("cus_Bad1", "A", "jenny at example"),
-		"no id":              `{"object": "customer", "email": "a@example.com"}`,
-		"not a customer id":  `{"id": "acct_1", "object": "customer"}`,
-		"another object":     chargeJSON("ch_1", "cus_1", 100, 0),
-		"an id string":       `"cus_Bad2"`,
-		"metadata not flat":  `{"id": "cus_Bad3", "object": "customer", "metadata": {"a": {"b": 1}}}`,
-		"balance not number": `{"id": "cus_Bad4", "object": "customer", "balance": "lots"}`,
-		"null":               `null`,
+	for name, tc := range map[string]struct{ obj, err string }{
+		"bad email":         {customerJSON("cus_Bad1", "A", "jenny at example"), "the customer's email is not an email address"},
+		"no id":             {`{"object": "customer", "email": "a@example.com"}`, "data.object has no valid customer id"},
+		"not a customer id": {`{"id": "acct_1", "object": "customer"}`, "data.object has no valid customer id"},
+		"another object":    {chargeJSON("ch_1", "cus_1", 100, 0), `data.object is not a customer (its object is "charge")`},
+		// The kind is named before a field that does not fit.
+		"another object, odd field": {`{"object": "charge", "balance": "lots"}`, `data.object is not a customer (its object is "charge")`},
+		"no kind":                   {`{"id": "cus_Bad7"}`, `data.object is not a customer (its object is "")`},
+		"an id string":              {`"cus_Bad2"`, "data.object is not an object"},
+		"an array":                  {`[1, 2]`, "data.object is not an object"},
+		"metadata not flat":         {`{"id": "cus_Bad3", "object": "customer", "metadata": {"a": {"b": 1}}}`, "data.object.metadata is not a string"},
+		"balance not number":        {`{"id": "cus_Bad4", "object": "customer", "balance": "lots"}`, "data.object.balance is not a int64"},
+		"null":                      {`null`, "the event has no data.object"},
 	} {
-		if eff, err := customerUpdated(incoming("evt_bad", "customer.updated", obj)); err == nil {
-			t.Errorf("%s: no error, effect %+v", name, eff)
+		eff, err := customerUpdated(incoming("evt_bad", "customer.updated", tc.obj))
+		if err == nil || err.Error() != tc.err {
+			t.Errorf("%s: error %v (effect %+v), want %q", name, err, eff, tc.err)
 		}
 	}
 	ev := incoming("evt_bad", "customer.updated", customerJSON("cus_Bad5", "A", ""))
