@@ -141,7 +141,8 @@ func chainHash(key []byte, prev string, e Event) string {
 }
 
 // Audit writes one audit row on its own (for events that change nothing
-// else, such as a session starting).
+// else, such as a session starting). Re-runnable: the row is all it
+// writes, from its arguments alone.
 func (s *Store) Audit(ctx context.Context, a Actor, action, target string, d Detail) error {
 	return s.writeRerunnable(ctx, func(tx *wtx) error { return tx.audit(ctx, a, action, target, d) })
 }

@@ -245,6 +245,8 @@ const (
 // audited with the fingerprint and the remote address.
 func (s *Store) VerifyCode(ctx context.Context, a Actor, fp, code, purpose string) (CodeResult, error) {
 	var res CodeResult
+	// Re-runnable: the closure sets res afresh, and all the check
+	// changes (step, failures, lock, audit rows) is in the transaction.
 	err := s.writeRerunnable(ctx, func(tx *wtx) error {
 		var err error
 		res, err = tx.verifyCode(ctx, a, fp, code, purpose)

@@ -259,3 +259,47 @@ func mustExecStore(t *testing.T, s *Store, q string) {
 		t.Fatal(err)
 	}
 }
+
+// Code checks and lone audit rows are re-runnable: when a group they share
+// falls back to savepoints, their first run leaves nothing behind (no
+// second audit row, no spent step) and the code is accepted exactly once.
+func TestCodeCheckAndAuditRerunInAGroup(t *testing.T) {
+	e := newEnv(t)
+	alice := e.add("alice", false)
+	code := e.code(alice, 0)
+	before := auditCount(t, e.s)
+	var first, second CodeResult
+	check := func(res *CodeResult) *writeReq {
+		return &writeReq{ctx: ctxb, rerun: true, done: make(chan error, 1), fn: func(tx *wtx) error {
+			var err error
+			*res, err = tx.verifyCode(ctxb, sshActor("alice"), alice.fp, code, PurposeLogin)
+			return err
+		}}
+	}
+	audit := &writeReq{ctx: ctxb, rerun: true, done: make(chan error, 1), fn: func(tx *wtx) error {
+		return tx.audit(ctxb, sshActor("alice"), ActionSessionStart, "alice", nil)
+	}}
+	failing := &writeReq{ctx: ctxb, rerun: true, done: make(chan error, 1), fn: func(tx *wtx) error {
+		return errNeedsSavepoint
+	}}
+	group := []*writeReq{check(&first), audit, failing, check(&second)}
+	e.s.commitGroup(group, &writerState{})
+	for i, r := range group {
+		if err := <-r.done; (err != nil) != (r == failing) {
+			t.Errorf("caller %d: %v", i, err)
+		}
+	}
+	if first.Verdict != CodeAccepted || second.Verdict != CodeReplayed {
+		t.Errorf("verdicts %v then %v, want accepted then replayed", first.Verdict, second.Verdict)
+	}
+	if n := auditCount(t, e.s) - before; n != 3 {
+		t.Errorf("%d audit rows written, want 3 (login.success, session.start, login.failure)", n)
+	}
+	one(t, e.s, ActionLoginSuccess)
+	one(t, e.s, ActionSessionStart)
+	one(t, e.s, ActionLoginFailure)
+	mustVerifyAudit(t, e.s)
+	if res := e.verify(alice, code); res.Verdict != CodeReplayed {
+		t.Errorf("the code again: %v, want replayed", res.Verdict)
+	}
+}
