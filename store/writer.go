@@ -18,13 +18,14 @@ import (
 // write of each shared page (the audit chain's last page, say) per group
 // instead of per caller.
 //
-// Callers that may run twice (writeRerunnable: the webhook endpoint's, code
-// checks, audit rows written on their own) go first and without savepoints: a savepoint copies each page its caller
-// changes to a statement journal first, and opening or releasing one makes
-// the clients search index (FTS5) write out what it has pending, as a new
-// index segment. When one of them fails, the whole transaction is rolled
-// back and the group runs again with a savepoint per caller; nothing of it
-// has been committed, and no other caller of the group has run yet.
+// Callers that may run twice (writeRerunnable: the webhook endpoint's,
+// code checks, audit rows written on their own) go first and without
+// savepoints: a savepoint copies each page its caller changes to a
+// statement journal first, and opening or releasing one makes the clients
+// search index (FTS5) write out what it has pending, as a new index
+// segment. When one of them fails, the whole transaction is rolled back
+// and the group runs again with a savepoint per caller; nothing of it has
+// been committed, and no other caller of the group has run yet.
 //
 // The writer also keeps the statements it runs prepared (parsing a
 // statement costs about as much as running a small one): a statement seen
