@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -88,6 +89,37 @@ func TestBenchWebhooksAgainstServe(t *testing.T) {
 	}
 	if strings.Contains(r.stdout+r.stderr+p.Log(), secret) {
 		t.Error("the secret was printed")
+	}
+}
+
+// The reference's load runs in two halves, one before Backroom's and one
+// after: the first half's requests count in the result, and together the
+// halves last the whole duration.
+func TestBenchReferenceRunsInTwoHalves(t *testing.T) {
+	t.Parallel()
+	ref := &benchReference{}
+	defer ref.close()
+	lo := loadOptions{Secret: "whsec_halvesHalvesHalvesHalves00001", Senders: 2, Duration: 400 * time.Millisecond, Tag: "halves"}
+	if err := ref.firstHalf(context.Background(), lo); err != nil {
+		t.Fatal(err)
+	}
+	first, elapsed := 0, ref.load.elapsed
+	for _, s := range ref.load.senders {
+		first += s.res.Requests
+	}
+	if first == 0 || elapsed < lo.Duration/2 {
+		t.Fatalf("first half: %d requests in %s, want some in at least %s", first, elapsed, lo.Duration/2)
+	}
+	run, err := ref.finish(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.load.Requests <= first || run.load.Elapsed < lo.Duration {
+		t.Errorf("both halves: %d requests in %s, want more than the first half's %d in at least %s",
+			run.load.Requests, run.load.Elapsed, first, lo.Duration)
+	}
+	if run.unique == 0 || run.missing != 0 || run.load.ForgedAccepted != 0 {
+		t.Errorf("reference: %d acknowledged ids, %d missing, %d forged accepted", run.unique, run.missing, run.load.ForgedAccepted)
 	}
 }
 

@@ -133,26 +133,49 @@ func newLoadClient() *http.Client {
 // runLoad posts events from o.Senders senders for o.Duration (or until
 // ctx ends) and returns what they saw.
 func runLoad(ctx context.Context, o loadOptions) loadResult {
-	deadline := time.Now().Add(o.Duration)
-	senders := make([]*sender, o.Senders)
-	var wg sync.WaitGroup
+	l := newLoader(o)
+	l.run(ctx, o.Duration)
+	return l.result()
+}
+
+// loader is a load that runs in slices: between two, its senders keep
+// their connections, the customers they created and the events they may
+// repeat, as if the load had not stopped.
+type loader struct {
+	senders []*sender
+	elapsed time.Duration // the slices' time, together
+}
+
+func newLoader(o loadOptions) *loader {
+	l := &loader{}
+	for i := range o.Senders {
+		l.senders = append(l.senders, &sender{o: o, n: i, rng: mrand.New(mrand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))),
+			client: newLoadClient(), res: loadResult{ByCode: map[int]int{}, ByAnswer: map[string]int{}}})
+	}
+	return l
+}
+
+// run posts events from every sender for d (or until ctx ends).
+func (l *loader) run(ctx context.Context, d time.Duration) {
 	start := time.Now()
-	for i := range senders {
-		s := &sender{o: o, n: i, rng: mrand.New(mrand.NewPCG(uint64(i)+1, uint64(time.Now().UnixNano()))), client: newLoadClient(),
-			res: loadResult{ByCode: map[int]int{}, ByAnswer: map[string]int{}}}
-		senders[i] = s
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer s.client.CloseIdleConnections()
+	deadline := start.Add(d)
+	var wg sync.WaitGroup
+	for _, s := range l.senders {
+		wg.Go(func() {
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				s.post(ctx)
 			}
-		}()
+		})
 	}
 	wg.Wait()
-	res := loadResult{Elapsed: time.Since(start), ByCode: map[int]int{}, ByAnswer: map[string]int{}}
-	for _, s := range senders {
+	l.elapsed += time.Since(start)
+}
+
+// result is what the senders saw, together; it closes their connections.
+func (l *loader) result() loadResult {
+	res := loadResult{Elapsed: l.elapsed, ByCode: map[int]int{}, ByAnswer: map[string]int{}}
+	for _, s := range l.senders {
+		s.client.CloseIdleConnections()
 		res.Requests += s.res.Requests
 		res.Errors += s.res.Errors
 		if res.FirstErr == "" {
