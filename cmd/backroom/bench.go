@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -495,12 +496,19 @@ func printBenchReport(w io.Writer, ours benchRun, ref *benchRun) {
 	if ref != nil {
 		runs = append(runs, *ref)
 	}
+	// The table is printed once every cell is known: a column is as wide
+	// as its widest cell (and at least 12), two spaces apart.
+	type tableRow struct {
+		label string
+		cells []string
+	}
+	var table []tableRow
 	row := func(label string, val func(r benchRun) string) {
-		fmt.Fprintf(w, "%-28s", label)
+		tr := tableRow{label: label}
 		for _, r := range runs {
-			fmt.Fprintf(w, "%14s", val(r))
+			tr.cells = append(tr.cells, val(r))
 		}
-		fmt.Fprintln(w)
+		table = append(table, tr)
 	}
 	row("", func(r benchRun) string { return r.name })
 	row("events/s (all requests)", func(r benchRun) string { return count(int64(r.load.rate() + 0.5)) })
@@ -529,6 +537,19 @@ func printBenchReport(w io.Writer, ours benchRun, ref *benchRun) {
 	row("forged but acknowledged", func(r benchRun) string { return count(int64(r.load.ForgedAccepted)) })
 	row("acknowledged event ids", func(r benchRun) string { return count(int64(r.unique)) })
 	row("acknowledged but missing", func(r benchRun) string { return count(int64(r.missing)) })
+	widths := make([]int, len(runs))
+	for _, tr := range table {
+		for i, c := range tr.cells {
+			widths[i] = max(widths[i], 12, utf8.RuneCountInString(c))
+		}
+	}
+	for _, tr := range table {
+		fmt.Fprintf(w, "%-26s", tr.label)
+		for i, c := range tr.cells {
+			fmt.Fprintf(w, "  %*s", widths[i], c)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, r := range runs {
 		if r.load.FirstErr != "" {
 			fmt.Fprintf(w, "first error (%s): %s\n", r.name, r.load.FirstErr)

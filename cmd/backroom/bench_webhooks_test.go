@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // reportRow returns the cells of the bench report's row with label.
@@ -157,5 +158,34 @@ func TestBenchWebhooksRefusals(t *testing.T) {
 	}
 	if ids := listIDs(t, h); len(ids) != 0 {
 		t.Errorf("bench seeded next to a live key: %d clients", len(ids))
+	}
+}
+
+// Wide cells (a long run's counts) widen their column: the report's cells
+// never run into each other, and the columns stay aligned.
+func TestBenchReportColumns(t *testing.T) {
+	run := func(name string, forged, repeats int) benchRun {
+		return benchRun{name: name, load: loadResult{Requests: 288_323, Elapsed: 30 * time.Second, Forged: forged, Repeats: repeats,
+			ByCode: map[int]int{200: 273_860}, ByAnswer: map[string]int{}}}
+	}
+	ours, ref := run("backroom", 8_107, 16_008), run("reference", 14_463, 29_090)
+	var b strings.Builder
+	printBenchReport(&b, ours, &ref)
+	out := b.String()
+	if cells := reportRow(t, out, "sent forged / repeats"); strings.Join(cells, " ") != "8,107 / 16,008 14,463 / 29,090" {
+		t.Errorf("sent forged / repeats: %q\n%s", cells, out)
+	}
+	lines := strings.Split(out, "\n")
+	width := utf8.RuneCountInString(lines[0])
+	for _, l := range lines[1:] {
+		if l == "" {
+			break // the end of the table
+		}
+		if n := utf8.RuneCountInString(l); n != width {
+			t.Errorf("line %q is %d wide, the header %d:\n%s", l, n, width, out)
+		}
+	}
+	if !regexp.MustCompile(`14,463 / 29,090\n`).MatchString(out) || !regexp.MustCompile(`8,107 / 16,008  +14,463`).MatchString(out) {
+		t.Errorf("cells not two spaces apart at least:\n%s", out)
 	}
 }
