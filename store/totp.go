@@ -245,14 +245,19 @@ const (
 // audited with the fingerprint and the remote address.
 func (s *Store) VerifyCode(ctx context.Context, a Actor, fp, code, purpose string) (CodeResult, error) {
 	var res CodeResult
-	// Re-runnable: the closure sets res afresh, and all the check
-	// changes (step, failures, lock, audit rows) is in the transaction.
+	// Re-runnable: the closure sets res afresh, and everything a check
+	// changes (the step, failures, the lock, spent recovery codes, ended
+	// web sessions, audit rows) is in the transaction.
 	err := s.writeRerunnable(ctx, func(tx *wtx) error {
 		var err error
 		res, err = tx.verifyCode(ctx, a, fp, code, purpose)
 		return err
 	})
-	return res, err
+	if err != nil {
+		// Whatever a rolled-back run had found is not the answer.
+		return CodeResult{}, err
+	}
+	return res, nil
 }
 
 func (tx *wtx) verifyCode(ctx context.Context, a Actor, fp, code, purpose string) (CodeResult, error) {

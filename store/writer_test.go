@@ -303,3 +303,41 @@ func TestCodeCheckAndAuditRerunInAGroup(t *testing.T) {
 		t.Errorf("the code again: %v, want replayed", res.Verdict)
 	}
 }
+
+// The lockout path under the same fallback: a wrong code that locks the
+// member and ends their web session, run first without a savepoint and
+// then again, leaves one of each audit row and no session.
+func TestLockoutRerunInAGroup(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.LockoutAfter = 1 })
+	alice := e.add("alice", false)
+	if _, _, err := e.s.CreateWebSession(ctxb, Actor{Name: "alice", Role: RoleStaff, Channel: ChannelWeb}, "link", "test", webLimits); err != nil {
+		t.Fatal(err)
+	}
+	var res CodeResult
+	check := &writeReq{ctx: ctxb, rerun: true, done: make(chan error, 1), fn: func(tx *wtx) error {
+		var err error
+		res, err = tx.verifyCode(ctxb, sshActor("alice"), alice.fp, e.wrongCode(alice), PurposeLogin)
+		return err
+	}}
+	failing := &writeReq{ctx: ctxb, rerun: true, done: make(chan error, 1), fn: func(tx *wtx) error {
+		return errNeedsSavepoint
+	}}
+	e.s.commitGroup([]*writeReq{check, failing}, &writerState{})
+	if err := <-check.done; err != nil {
+		t.Fatal(err)
+	}
+	<-failing.done
+	if res.Verdict != CodeLocked || res.LockedUntil.IsZero() {
+		t.Errorf("verdict %v, locked until %v; want locked", res.Verdict, res.LockedUntil)
+	}
+	one(t, e.s, ActionLoginFailure)
+	one(t, e.s, ActionLoginLocked)
+	one(t, e.s, ActionSessionTerminated)
+	if ws, err := e.s.ListWebSessions(ctxb); err != nil || len(ws) != 0 {
+		t.Errorf("web sessions left: %v %v", ws, err)
+	}
+	if st, err := e.s.LoginState(ctxb, "alice"); err != nil || st.LockedUntil.IsZero() {
+		t.Errorf("login state %+v %v: not locked", st, err)
+	}
+	mustVerifyAudit(t, e.s)
+}
