@@ -95,7 +95,7 @@ func (s *styles) qrRow(cells []qrCell) string {
 
 func (s *styles) qrSpan(c qrCell, n int) string {
 	if !s.ascii {
-		col := func(dark bool) lipgloss.Color {
+		col := func(dark bool) lipgloss.CompleteColor {
 			if dark {
 				return s.qrDark
 			}

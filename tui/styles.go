@@ -46,8 +46,8 @@ type styles struct {
 	holder lipgloss.Style
 	cursor lipgloss.Style
 
-	qrDark  lipgloss.Color
-	qrLight lipgloss.Color
+	qrDark  lipgloss.CompleteColor
+	qrLight lipgloss.CompleteColor
 
 	// Progress bar colours (bubbles/progress takes hex strings, not
 	// adaptive colours): resolved when drawn, since the server may learn
@@ -132,8 +132,8 @@ func newStyles(r *lipgloss.Renderer) *styles {
 	s.holder = n().Foreground(colDim)
 	s.cursor = n()
 
-	s.qrDark = lipgloss.Color("#000000")
-	s.qrLight = lipgloss.Color("#FFFFFF")
+	s.qrDark = shade("#000000", 16, 0)
+	s.qrLight = shade("#FFFFFF", 231, 15)
 	s.barFull, s.barEmpty = colAccent, colDim
 	return s
 }

@@ -18,7 +18,7 @@ func TestPaletteShadesMatchTermenv(t *testing.T) {
 		s.table.Selected, s.badgeTest, s.badgeLive, s.badgeNone} {
 		colours = append(colours, st.GetForeground(), st.GetBackground())
 	}
-	colours = append(colours, s.barFull, s.barEmpty)
+	colours = append(colours, s.barFull, s.barEmpty, s.qrDark, s.qrLight)
 	checked := 0
 	check := func(c lipgloss.CompleteColor) {
 		t.Helper()
@@ -51,19 +51,23 @@ func TestPaletteShadesMatchTermenv(t *testing.T) {
 func TestPaletteRendersPerProfile(t *testing.T) {
 	for _, tc := range []struct {
 		profile termenv.Profile
-		want    string
+		colour  termenv.Color // the accent on a dark background, as that profile shows it
 	}{
-		{termenv.TrueColor, "\x1b[1;38;2;165;147;255mB"},
-		{termenv.ANSI256, "\x1b[1;38;5;141mB"},
-		{termenv.ANSI, "\x1b[1;95mB"},
-		{termenv.Ascii, "B"},
+		{termenv.TrueColor, termenv.TrueColor.Color("#A594FF")},
+		{termenv.ANSI256, termenv.ANSI256Color(141)},
+		{termenv.ANSI, termenv.ANSIColor(13)},
+		{termenv.Ascii, nil},
 	} {
 		r := lipgloss.NewRenderer(nil)
 		r.SetColorProfile(tc.profile)
 		r.SetHasDarkBackground(true)
+		want := "B"
+		if tc.colour != nil {
+			want = "\x1b[1;" + tc.colour.Sequence(false) + "mB"
+		}
 		got := newStyles(r).title.Render("B")
-		if len(got) < len(tc.want) || got[:len(tc.want)] != tc.want {
-			t.Errorf("profile %v: title renders %q, want it to start %q", tc.profile, got, tc.want)
+		if len(got) < len(want) || got[:len(want)] != want {
+			t.Errorf("profile %v: title renders %q, want it to start %q", tc.profile, got, want)
 		}
 	}
 }
