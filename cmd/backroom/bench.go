@@ -497,7 +497,8 @@ func printBenchReport(w io.Writer, ours benchRun, ref *benchRun) {
 		runs = append(runs, *ref)
 	}
 	// The table is printed once every cell is known: a column is as wide
-	// as its widest cell (and at least 12), two spaces apart.
+	// as its widest cell (labels at least 26, figures at least 12), the
+	// figures two spaces apart.
 	type tableRow struct {
 		label string
 		cells []string
@@ -537,14 +538,15 @@ func printBenchReport(w io.Writer, ours benchRun, ref *benchRun) {
 	row("forged but acknowledged", func(r benchRun) string { return count(int64(r.load.ForgedAccepted)) })
 	row("acknowledged event ids", func(r benchRun) string { return count(int64(r.unique)) })
 	row("acknowledged but missing", func(r benchRun) string { return count(int64(r.missing)) })
-	widths := make([]int, len(runs))
+	labelWidth, widths := 26, make([]int, len(runs))
 	for _, tr := range table {
+		labelWidth = max(labelWidth, utf8.RuneCountInString(tr.label))
 		for i, c := range tr.cells {
 			widths[i] = max(widths[i], 12, utf8.RuneCountInString(c))
 		}
 	}
 	for _, tr := range table {
-		fmt.Fprintf(w, "%-26s", tr.label)
+		fmt.Fprintf(w, "%-*s", labelWidth, tr.label)
 		for i, c := range tr.cells {
 			fmt.Fprintf(w, "  %*s", widths[i], c)
 		}

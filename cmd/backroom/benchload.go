@@ -139,8 +139,8 @@ func runLoad(ctx context.Context, o loadOptions) loadResult {
 }
 
 // loader is a load that runs in slices: between two, its senders keep
-// their connections, the customers they created and the events they may
-// repeat, as if the load had not stopped.
+// the customers they created and the events they may repeat, as if the
+// load had not stopped (their connections are closed at each slice's end).
 type loader struct {
 	senders []*sender
 	elapsed time.Duration // the slices' time, together
@@ -169,13 +169,18 @@ func (l *loader) run(ctx context.Context, d time.Duration) {
 	}
 	wg.Wait()
 	l.elapsed += time.Since(start)
+	// The next run may come much later (the reference's second half
+	// follows Backroom's whole load): a kept connection could meet the
+	// server's idle timeout just as a POST reuses it.
+	for _, s := range l.senders {
+		s.client.CloseIdleConnections()
+	}
 }
 
-// result is what the senders saw, together; it closes their connections.
+// result is what the senders saw, together.
 func (l *loader) result() loadResult {
 	res := loadResult{Elapsed: l.elapsed, ByCode: map[int]int{}, ByAnswer: map[string]int{}}
 	for _, s := range l.senders {
-		s.client.CloseIdleConnections()
 		res.Requests += s.res.Requests
 		res.Errors += s.res.Errors
 		if res.FirstErr == "" {
