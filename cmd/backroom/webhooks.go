@@ -288,41 +288,19 @@ any, goes to stderr.`,
 // of those only counted (over the cap) in the last 24 hours to stderr.
 func (inv *invocation) listRejected(e *cmdEnv, limit int, asJSON bool) error {
 	w := bufio.NewWriter(inv.Stdout)
-	if !asJSON {
-		fmt.Fprintf(w, "%-23s  %-39s  %s\n", "RECEIVED (UTC)", "REMOTE ADDRESS", "REASON")
-	}
-	n := 0
-	var before int64
-	for {
-		page := webhookPage
-		if limit > 0 {
-			page = min(page, limit-n)
-		}
-		if page == 0 {
-			break
-		}
-		atts, err := e.st.ListRejected(inv.Ctx, before, page)
-		if err != nil {
-			w.Flush()
-			return e.storeError(err)
-		}
-		for _, a := range atts {
-			n++
-			if asJSON {
-				err = writeJSON(w, rejectedJSON{ReceivedAt: msTime(a.ReceivedAt), RemoteAddr: a.RemoteAddr, Reason: a.Reason,
-					Headers: headersOrEmpty(a.Headers)})
-			} else {
-				_, err = fmt.Fprintf(w, "%-23s  %-39s  %s\n", a.ReceivedAt.UTC().Format("2006-01-02 15:04:05.000"),
-					printable(a.RemoteAddr), printable(a.Reason))
-			}
-			if err != nil {
-				return failErrorf("writing the list: %v", err)
-			}
-		}
-		if len(atts) < page {
-			break
-		}
-		before = atts[len(atts)-1].ID
+	header := fmt.Sprintf("%-23s  %-39s  %s", "RECEIVED (UTC)", "REMOTE ADDRESS", "REASON")
+	n, writeErr, err := writeRows(w, asJSON, header, func(yield func(store.WebhookAttempt) error) error {
+		return eachRejected(inv.Ctx, e.st, limit, yield)
+	}, func(a store.WebhookAttempt) any {
+		return rejectedJSON{ReceivedAt: msTime(a.ReceivedAt), RemoteAddr: a.RemoteAddr, Reason: a.Reason, Headers: headersOrEmpty(a.Headers)}
+	}, func(a store.WebhookAttempt) string {
+		return fmt.Sprintf("%-23s  %-39s  %s", a.ReceivedAt.UTC().Format("2006-01-02 15:04:05.000"), printable(a.RemoteAddr), printable(a.Reason))
+	})
+	switch {
+	case writeErr != nil:
+		return writeErr
+	case err != nil:
+		return e.storeError(err)
 	}
 	if !asJSON {
 		if n == 0 {
@@ -343,6 +321,36 @@ func (inv *invocation) listRejected(e *cmdEnv, limit int, asJSON bool) error {
 			count(dropped), plural(int(dropped), "attempt", "attempts"), plural(int(dropped), "was", "were"), store.RejectedPerMinute)
 	}
 	return nil
+}
+
+// eachRejected calls yield for the stored rejected attempts, newest first,
+// at most limit of them (0: all), a page at a time.
+func eachRejected(ctx context.Context, st *store.Store, limit int, yield func(store.WebhookAttempt) error) error {
+	n := 0
+	var before int64
+	for {
+		page := webhookPage
+		if limit > 0 {
+			page = min(page, limit-n)
+		}
+		if page == 0 {
+			return nil
+		}
+		atts, err := st.ListRejected(ctx, before, page)
+		if err != nil {
+			return err
+		}
+		for _, a := range atts {
+			n++
+			if err := yield(a); err != nil {
+				return err
+			}
+		}
+		if len(atts) < page {
+			return nil
+		}
+		before = atts[len(atts)-1].ID
+	}
 }
 
 // --- show ---------------------------------------------------------------------------
