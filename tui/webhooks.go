@@ -42,9 +42,10 @@ func (f webhookFilter) query() store.WebhookQuery {
 	return store.WebhookQuery{Status: f.status, Type: f.typ, Search: strings.TrimSpace(f.search)}
 }
 
-// nextStatus is the status filter after s: any → failed → processed →
-// ignored → any.
-func nextStatus(s string) string {
+// NextWebhookStatus is the Webhooks screen's status filter after the
+// status key is pressed on s: any ("") → failed → processed → ignored →
+// any.
+func NextWebhookStatus(s string) string {
 	switch s {
 	case "":
 		return store.WebhookFailed
@@ -300,7 +301,7 @@ func (s *webhooksScreen) listKey(k tea.KeyMsg) tea.Cmd {
 			s.askReplay(ev.EventID)
 		}
 	case keyMatches(k, keys.WebhookStatus):
-		s.filter.status = nextStatus(s.filter.status)
+		s.filter.status = NextWebhookStatus(s.filter.status)
 		return s.reload()
 	case keyMatches(k, keys.WebhookType):
 		return s.openInput(whType, s.filter.typ)

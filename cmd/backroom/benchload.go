@@ -32,6 +32,7 @@ import (
 
 	"backroom/server/httpd"
 	"backroom/store"
+	"backroom/tui"
 )
 
 // loadOptions configure one load run.
@@ -613,7 +614,7 @@ func runConsoleProbe(ctx context.Context, addr string, m consoleMember, every ti
 				break drain
 			}
 		}
-		status = nextFilterStatus(status)
+		status = tui.NextWebhookStatus(status)
 		t0 := time.Now()
 		if _, err := io.WriteString(in, "s"); err != nil {
 			return res, err
@@ -643,20 +644,6 @@ func runConsoleProbe(ctx context.Context, addr string, m consoleMember, every ti
 			}
 		}
 	}
-}
-
-// nextFilterStatus is the Webhooks screen's status filter after s
-// (any → failed → processed → ignored → any).
-func nextFilterStatus(s string) string {
-	switch s {
-	case "":
-		return store.WebhookFailed
-	case store.WebhookFailed:
-		return store.WebhookProcessed
-	case store.WebhookProcessed:
-		return store.WebhookIgnored
-	}
-	return ""
 }
 
 var (
