@@ -195,7 +195,11 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.csrfMK = deriveKey(opts.MasterKey, "backroom web csrf v1")
 
 	base := "file:" + (&url.URL{Path: dbPath}).EscapedPath()
-	pragmas := "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
+	vfs, err := registerWALVFS()
+	if err != nil {
+		return nil, err
+	}
+	pragmas := "?vfs=" + vfs + "&_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
 		"&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)" +
 		"&_pragma=journal_size_limit(" + strconv.Itoa(walLimitBytes) + ")"
 	// The writer never checkpoints: the checkpointer does (checkpoint.go).

@@ -1,0 +1,320 @@
+package store
+
+import (
+	"bytes"
+	"database/sql"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"unsafe"
+
+	"modernc.org/libc"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+// walTestFile is a file opened through walVFS as SQLite would open a WAL
+// file, driven through its methods as SQLite drives them.
+type walTestFile struct {
+	t    *testing.T
+	tls  *libc.TLS
+	p    uintptr
+	path string
+}
+
+func openWALTestFile(t *testing.T) *walTestFile {
+	t.Helper()
+	if _, err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	tls := libc.NewTLS()
+	t.Cleanup(tls.Close)
+	name, err := libc.CString(walVFSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer libc.Xfree(tls, name)
+	pVfs := sqlite3.Xsqlite3_vfs_find(tls, name)
+	if pVfs == 0 {
+		t.Fatal("walVFS is not registered")
+	}
+	vfs := (*sqlite3.Tsqlite3_vfs)(cptr(pVfs))
+	dir := t.TempDir()
+	// SQLite gives a WAL file its database's mode: the database must exist.
+	if err := os.WriteFile(filepath.Join(dir, "x.db"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "x.db-wal")
+	zPath, err := libc.CString(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { libc.Xfree(tls, zPath) }) // SQLite keeps the name while open
+	p := libc.Xcalloc(tls, 1, libc.Tsize_t(vfs.FszOsFile))
+	t.Cleanup(func() { libc.Xfree(tls, p) })
+	flags := int32(sqlite3.SQLITE_OPEN_WAL | sqlite3.SQLITE_OPEN_CREATE | sqlite3.SQLITE_OPEN_READWRITE)
+	if rc := callOpen(vfs.FxOpen)(tls, pVfs, zPath, p, flags, 0); rc != sqlite3.SQLITE_OK {
+		t.Fatalf("open: SQLite error %d", rc)
+	}
+	if walOf(p).base == 0 {
+		t.Fatal("a WAL file opened through walVFS did not get its methods")
+	}
+	return &walTestFile{t: t, tls: tls, p: p, path: path}
+}
+
+func (f *walTestFile) methods() *sqlite3.Tsqlite3_io_methods {
+	return (*sqlite3.Tsqlite3_io_methods)(cptr((*sqlite3.Tsqlite3_file)(cptr(f.p)).FpMethods))
+}
+
+// cbuf copies b to SQLite's memory.
+func (f *walTestFile) cbuf(b []byte) uintptr {
+	c := libc.Xmalloc(f.tls, libc.Tsize_t(len(b)+1))
+	f.t.Cleanup(func() { libc.Xfree(f.tls, c) })
+	copy(unsafe.Slice((*byte)(cptr(c)), len(b)), b)
+	return c
+}
+
+func (f *walTestFile) write(b []byte, off int64) {
+	f.t.Helper()
+	if rc := callReadWrite(f.methods().FxWrite)(f.tls, f.p, f.cbuf(b), int32(len(b)), off); rc != sqlite3.SQLITE_OK {
+		f.t.Fatalf("write %d bytes at %d: SQLite error %d", len(b), off, rc)
+	}
+}
+
+func (f *walTestFile) read(n int, off int64) []byte {
+	f.t.Helper()
+	c := f.cbuf(make([]byte, n))
+	rc := callReadWrite(f.methods().FxRead)(f.tls, f.p, c, int32(n), off)
+	if rc != sqlite3.SQLITE_OK && rc != sqlite3.SQLITE_IOERR_SHORT_READ {
+		f.t.Fatalf("read %d bytes at %d: SQLite error %d", n, off, rc)
+	}
+	return bytes.Clone(unsafe.Slice((*byte)(cptr(c)), n))
+}
+
+func (f *walTestFile) size() int64 {
+	f.t.Helper()
+	c := f.cbuf(make([]byte, 8))
+	if rc := callFileSize(f.methods().FxFileSize)(f.tls, f.p, c); rc != sqlite3.SQLITE_OK {
+		f.t.Fatalf("file size: SQLite error %d", rc)
+	}
+	return *(*int64)(cptr(c))
+}
+
+func (f *walTestFile) onDisk() []byte {
+	f.t.Helper()
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return b
+}
+
+func (f *walTestFile) close() {
+	f.t.Helper()
+	if rc := callClose(f.methods().FxClose)(f.tls, f.p); rc != sqlite3.SQLITE_OK {
+		f.t.Fatalf("close: SQLite error %d", rc)
+	}
+}
+
+func filled(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
+
+// A held frame header reaches the file before anything else happens to
+// the file, and a header with its page reaches it whole.
+func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
+	hdr := filled(walFrameHeader, 'h')
+	page := filled(4096, 'p')
+
+	t.Run("joined with its page", func(t *testing.T) {
+		f := openWALTestFile(t)
+		f.write(filled(32, 'w'), 0) // the WAL header: not held
+		if got := f.onDisk(); !bytes.Equal(got, filled(32, 'w')) {
+			t.Fatalf("the 32-byte WAL header was not written at once: %q", got)
+		}
+		f.write(hdr, 32)
+		if got := len(f.onDisk()); got != 32 {
+			t.Fatalf("file is %d bytes after the frame header; want it held (32)", got)
+		}
+		f.write(page, 32+walFrameHeader)
+		want := append(append(filled(32, 'w'), hdr...), page...)
+		if got := f.onDisk(); !bytes.Equal(got, want) {
+			t.Fatalf("file after header and page: %d bytes, want %d (header and page in place)", len(got), len(want))
+		}
+		f.close()
+	})
+
+	// Each of these must first write the held header.
+	for _, tc := range []struct {
+		name string
+		then func(f *walTestFile)
+	}{
+		{"read", func(f *walTestFile) {
+			if got := f.read(walFrameHeader, 32); !bytes.Equal(got, hdr) {
+				t.Errorf("read of the held header = %q, want it as written", got)
+			}
+		}},
+		{"size", func(f *walTestFile) {
+			if got := f.size(); got != 32+walFrameHeader {
+				t.Errorf("size with a held header = %d, want %d", got, 32+walFrameHeader)
+			}
+		}},
+		{"write elsewhere", func(f *walTestFile) { f.write(page, 9000) }},
+		{"another header", func(f *walTestFile) { f.write(filled(walFrameHeader, 'x'), 200) }},
+		{"sync", func(f *walTestFile) {
+			if rc := callSync(f.methods().FxSync)(f.tls, f.p, sqlite3.SQLITE_SYNC_NORMAL); rc != sqlite3.SQLITE_OK {
+				t.Fatalf("sync: SQLite error %d", rc)
+			}
+		}},
+		{"file control", func(f *walTestFile) {
+			_ = callFileControl(f.methods().FxFileControl)(f.tls, f.p, sqlite3.SQLITE_FCNTL_SIZE_HINT, f.cbuf(make([]byte, 8)))
+		}},
+		{"truncate", func(f *walTestFile) {
+			if rc := callTruncate(f.methods().FxTruncate)(f.tls, f.p, 32+walFrameHeader); rc != sqlite3.SQLITE_OK {
+				t.Fatalf("truncate: SQLite error %d", rc)
+			}
+		}},
+		{"close", func(f *walTestFile) { f.close() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := openWALTestFile(t)
+			f.write(filled(32, 'w'), 0)
+			f.write(hdr, 32)
+			tc.then(f)
+			got := f.onDisk()
+			if len(got) < 32+walFrameHeader || !bytes.Equal(got[32:32+walFrameHeader], hdr) {
+				t.Fatalf("after %s the held header is not in the file (file is %d bytes)", tc.name, len(got))
+			}
+			if tc.name != "close" {
+				f.close()
+			}
+		})
+	}
+}
+
+// writeCalls counts the write system calls of the calling thread.
+func writeCalls(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/thread-self/io")
+	if err != nil {
+		t.Fatalf("counting write calls needs Linux's /proc/thread-self/io: %v", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return n
+		}
+	}
+	t.Fatal("no syscw in /proc/thread-self/io")
+	return 0
+}
+
+// frameWrites writes rows pages (one 3,000-byte row each) to a new table
+// of db in one transaction, on one connection, and returns how many write
+// calls that took.
+func frameWrites(t *testing.T, db *sql.DB, rows int) int64 {
+	t.Helper()
+	ctx := t.Context()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE frames_probe (id INTEGER PRIMARY KEY, v BLOB)`); err != nil {
+		t.Fatal(err)
+	}
+	// The counter is the thread's: keep this goroutine on one. modernc's
+	// SQLite runs on the calling goroutine.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	before := writeCalls(t)
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rows {
+		if _, err := tx.Exec(`INSERT INTO frames_probe (id, v) VALUES (?, ?)`, i, filled(3000, byte(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	return writeCalls(t) - before
+}
+
+// Through walVFS, a transaction that writes many pages makes about one
+// write call per page, not two as through the default VFS, and what it
+// wrote reads back whole after a reopen. The store's own write connection
+// goes through it.
+func TestWALVFSOneWritePerFrame(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("write calls are counted through Linux's /proc")
+	}
+	const rows = 300
+	var def int64
+	for _, via := range []string{"", walVFSName} {
+		path := filepath.Join(t.TempDir(), "t.db")
+		dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)"
+		if via != "" {
+			if _, err := registerWALVFS(); err != nil {
+				t.Fatal(err)
+			}
+			dsn += "&vfs=" + via
+		}
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := frameWrites(t, db, rows)
+		t.Logf("vfs %q: %d write calls for %d pages", via, n, rows)
+		db.Close()
+		if via == "" {
+			def = n
+			if n < 2*rows {
+				t.Fatalf("the default VFS made %d write calls for %d pages; expected two a page (the test measures nothing)", n, rows)
+			}
+		} else if n > rows+rows/5 {
+			t.Fatalf("walVFS made %d write calls for %d pages; want about one a page (the default VFS made %d)", n, rows, def)
+		}
+
+		db, err = sql.Open("sqlite", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		rs, err := db.Query(`SELECT id, v FROM frames_probe ORDER BY id`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rs.Next() {
+			var id int
+			var v []byte
+			if err := rs.Scan(&id, &v); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.Equal(v, filled(3000, byte(id))) {
+				got++
+			}
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var check string
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		if got != rows || check != "ok" {
+			t.Fatalf("via %q: %d of %d rows read back whole, integrity %q", via, got, rows, check)
+		}
+	}
+
+	e := newEnv(t)
+	if n := frameWrites(t, e.s.wdb, rows); n > rows+rows/5 {
+		t.Fatalf("the store's write connection made %d write calls for %d pages; want about one a page (through walVFS)", n, rows)
+	}
+}
