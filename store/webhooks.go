@@ -121,6 +121,7 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 	// taking the write lock.
 	effect, perr := runProcessor(process, ev)
 	ev.packed = s.packer.pack(ev.Payload)
+	headers := headersJSON(att.Headers)
 	var outcome string
 	// Re-runnable: the closure works on copies and sets outcome afresh.
 	err := s.writeRerunnable(ctx, func(tx *wtx) error {
@@ -137,7 +138,7 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 				s.now().UnixMilli(), row); err != nil {
 				return err
 			}
-			return tx.insertAttempt(ctx, att, row)
+			return tx.insertAttempt(ctx, att, headers, row)
 		}
 		outcome, att.Error, err = tx.applyEffect(ctx, &ev, effect, perr, row == 0)
 		if err != nil {
@@ -151,7 +152,7 @@ func (s *Store) ReceiveWebhook(ctx context.Context, att WebhookAttempt, ev Incom
 		if row == 0 {
 			row = inserted
 		}
-		return tx.insertAttempt(ctx, att, row)
+		return tx.insertAttempt(ctx, att, headers, row)
 	})
 	return outcome, err
 }
@@ -305,16 +306,11 @@ func (tx *wtx) upsertEvent(ctx context.Context, ev IncomingEvent, status, errTex
 }
 
 // insertAttempt records a delivery of the event of row eventRow (0 for a
-// rejected attempt: no event).
-func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt, eventRow int64) error {
+// rejected attempt: no event), with its headers as headersJSON wrote them.
+func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt, headers string, eventRow int64) error {
 	var row any
 	if eventRow > 0 {
 		row = eventRow
-	}
-	headers := "{}"
-	if len(a.Headers) > 0 {
-		b, _ := json.Marshal(a.Headers)
-		headers = string(b)
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO webhook_attempts (event_id, event_row, received_at, remote_addr, headers, outcome, reason, error)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -323,6 +319,17 @@ func (tx *wtx) insertAttempt(ctx context.Context, a WebhookAttempt, eventRow int
 		return fmt.Errorf("store: record attempt: %w", err)
 	}
 	return nil
+}
+
+// headersJSON is how an attempt's headers are stored. Callers of the
+// writer encode them before they submit their write: the writer's time is
+// the store's scarcest.
+func headersJSON(h map[string]string) string {
+	if len(h) == 0 {
+		return "{}"
+	}
+	b, _ := json.Marshal(h)
+	return string(b)
 }
 
 // RecordRejected records a request that failed verification (bad
@@ -339,6 +346,7 @@ func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason s
 		}
 	}
 	minute := att.ReceivedAt.Unix() / 60
+	headers := headersJSON(att.Headers)
 	// Re-runnable: the closure sets stored afresh and works on a copy.
 	err = s.writeRerunnable(ctx, func(tx *wtx) error {
 		att := att
@@ -357,7 +365,7 @@ func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason s
 		}
 		stored = true
 		att.EventID, att.Outcome, att.Reason = "", WebhookRejected, reason
-		return tx.insertAttempt(ctx, att, 0)
+		return tx.insertAttempt(ctx, att, headers, 0)
 	})
 	return stored, err
 }
