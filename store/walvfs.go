@@ -74,7 +74,7 @@ var registerWALVFS = sync.OnceValues(func() (string, error) {
 type walFile struct {
 	methods sqlite3.Tsqlite3_io_methods // what the file's pMethods points at
 	base    uintptr                     // the default VFS's methods of the file
-	scratch uintptr                     // walMaxFrame bytes: a header and its page, joined
+	scratch uintptr                     // walMaxFrame bytes (from the first joined write): a header and its page
 	heldOff int64                       // where the held header goes
 	held    int32                       // 0, or walFrameHeader: a header is held
 	header  [walFrameHeader]byte
@@ -103,10 +103,6 @@ func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlag
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))
 	if rc != sqlite3.SQLITE_OK || f.FpMethods == 0 || flags&sqlite3.SQLITE_OPEN_WAL == 0 {
 		return rc
-	}
-	w.scratch = libc.Xmalloc(tls, walMaxFrame)
-	if w.scratch == 0 {
-		return rc // no memory for joining: the file works as the default's
 	}
 	w.base = f.FpMethods
 	w.methods = *(*sqlite3.Tsqlite3_io_methods)(cptr(w.base))
@@ -146,7 +142,12 @@ func walWrite(tls *libc.TLS, p, buf uintptr, amt int32, off int64) int32 {
 	w := walOf(p)
 	write := callReadWrite(w.baseMethods().FxWrite)
 	if w.held > 0 {
-		if amt > 0 && off == w.heldOff+int64(w.held) && int(w.held)+int(amt) <= walMaxFrame {
+		if w.scratch == 0 {
+			// Only a connection that writes needs it (readers open the
+			// WAL file too).
+			w.scratch = libc.Xmalloc(tls, walMaxFrame)
+		}
+		if w.scratch != 0 && amt > 0 && off == w.heldOff+int64(w.held) && int(w.held)+int(amt) <= walMaxFrame {
 			n := w.held
 			w.held = 0
 			libc.Xmemcpy(tls, w.scratch, uintptr(unsafe.Pointer(&w.header[0])), libc.Tsize_t(n))
