@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 )
@@ -302,5 +304,74 @@ func TestLongWALCutWhenQuiet(t *testing.T) {
 	page, err := e.s.ListClients(ctxb, ClientQuery{Search: "Quiet Test", Limit: 500})
 	if err != nil || page.Total < 10 {
 		t.Errorf("after the cut: %d clients (%v)", page.Total, err)
+	}
+}
+
+// TestWALResetSyncsAhead: before the background asks the writer to let
+// the WAL start over, it syncs the WAL and the database file itself, then
+// copies what was committed meanwhile, in at least two passes, so that
+// the writer's own checkpoint (which every caller waits for) has little
+// left to copy and to sync.
+func TestWALResetSyncsAhead(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	note := func(ev string) {
+		mu.Lock()
+		events = append(events, ev)
+		mu.Unlock()
+	}
+	e := newEnv(t, func(o *Options) {
+		o.searchDelay = time.Hour
+		o.syncFile = func(path string) error {
+			note("sync " + filepath.Base(path))
+			return fsyncFile(path)
+		}
+	})
+	for i := range 300 {
+		if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: fmt.Sprintf("cus_R%04d", i), Name: "Reset Test"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	events = nil // what the background did on its own does not count
+	mu.Unlock()
+	e.s.readyWALReset(ctxb)
+	if !e.s.walReset.Load() {
+		t.Fatal("the writer was not asked to let the WAL start over")
+	}
+	mu.Lock()
+	got := slices.Clone(events)
+	mu.Unlock()
+	want := []string{"sync " + DBFile + "-wal", "sync " + DBFile, "sync " + DBFile + "-wal", "sync " + DBFile}
+	if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+		t.Fatalf("files synced ahead of the writer's checkpoint: %q, want at least two rounds of %q", got, want[:2])
+	}
+	// The syncing leaves the WAL as it was: the writer's checkpoint
+	// copies what is left, and the next commit starts the WAL over
+	// (unless the background's checkpoint held the WAL at that moment, as
+	// a loaded machine may see: then again).
+	var frames int64
+	for i := range 5 {
+		e.s.walReset.Store(true)
+		e.s.finishCheckpoint()
+		if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: fmt.Sprintf("cus_Rnext%d", i), Name: "Reset Next"}}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := walCheckpoint(ctxb, e.s.wdb, "PASSIVE")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if frames = st.frames; frames >= 0 && frames <= 50 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if frames < 0 || frames > 50 {
+		t.Errorf("after the writer's checkpoint one commit left %d frames in the WAL, want a few (it started over)", frames)
+	}
+	e.reopen()
+	page, err := e.s.ListClients(ctxb, ClientQuery{Search: "Reset Test", Limit: 1})
+	if err != nil || page.Total != 300 {
+		t.Errorf("after reopening: %d clients found (%v), want 300", page.Total, err)
 	}
 }

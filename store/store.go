@@ -70,6 +70,8 @@ type Options struct {
 	walIdle *walIdleTuning
 	// searchDelay, when set (by tests), replaces searchFlushDelay.
 	searchDelay time.Duration
+	// syncFile, when set (by tests), replaces fsyncFile.
+	syncFile func(path string) error
 }
 
 // Store is the handle on one data directory. It is safe for concurrent use.
@@ -118,6 +120,7 @@ type Store struct {
 	// walReset asks the writer to finish a checkpoint (checkpoint.go).
 	walReset atomic.Bool
 	walIdle  walIdleTuning
+	syncFile func(path string) error // fsyncFile but in tests
 	packer   payloadPacker // compresses webhook payloads (payload.go)
 	// searchDelay is how long search index changes may stay queued.
 	searchDelay time.Duration
@@ -230,6 +233,10 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	s.walIdle = walIdleTuning{quiet: walIdleTruncate, longFrames: walLimitBytes / 4 / pageFrameBytes}
 	if opts.walIdle != nil {
 		s.walIdle = *opts.walIdle
+	}
+	s.syncFile = fsyncFile
+	if opts.syncFile != nil {
+		s.syncFile = opts.syncFile
 	}
 	s.searchDelay = searchFlushDelay
 	if opts.searchDelay > 0 {
