@@ -121,7 +121,7 @@ type Store struct {
 	walReset atomic.Bool
 	walIdle  walIdleTuning
 	syncFile func(path string) error // fsyncFile but in tests
-	packer   payloadPacker // compresses webhook payloads (payload.go)
+	packer   payloadPacker           // compresses webhook payloads (payload.go)
 	// searchDelay is how long search index changes may stay queued.
 	searchDelay time.Duration
 	// commits counts the writer's commits (the checkpointer skips a run
