@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -18,15 +19,23 @@ import (
 // costs about a microsecond on the machines Backroom is measured on (a
 // virtual machine), and the write-ahead log takes several frames for every
 // webhook delivery: two calls per frame were about a third of the writer
-// goroutine's time. walVFS holds a frame header back until the write that
-// follows it: when that is the frame's page, at the next offset, both go
-// out in one call; anything else on the file (another write, a read, a
+// goroutine's time. walVFS holds a frame's header back until the write
+// that follows it: when that is the frame's page, at the next offset, both
+// go out in one call; anything else on the file (another write, a read, a
 // sync, a size query, a truncation, closing it) first writes the held
-// header as it was. Nothing is held across SQLite's calls of a commit: the
-// header is held only between the two writes of one frame, inside
-// SQLite's own write of it, so what reaches the file by the time a commit
-// returns is exactly what SQLite wrote. Database, journal and shared-memory
-// files are not touched at all: only WAL files get the layer's methods.
+// header as it was.
+//
+// Nothing may stay held once SQLite's call returns: a commit must have
+// reached the operating system by then (the crash safety of synchronous
+// NORMAL), and another connection may read or checkpoint the WAL through
+// a descriptor of its own. So only the header of a frame that is not a
+// commit frame (its commit field zero), written at a frame's offset, is
+// held. SQLite writes such a header either right before its page or, when
+// it rewrites the checksums of frames a spilling transaction wrote twice
+// (walRewriteChecksums), right before it reads the next frame; the last
+// header of a commit is always a commit frame's, written at once.
+// Database, journal and shared-memory files are not touched at all: only
+// WAL files get the layer's methods.
 
 // walVFSName is the name walVFS is registered under.
 const walVFSName = "backroom-unix"
@@ -48,20 +57,25 @@ var registerWALVFS = sync.OnceValues(func() (string, error) {
 		return "", fmt.Errorf("store: SQLite has no default VFS")
 	}
 	b := (*sqlite3.Tsqlite3_vfs)(cptr(base))
-	// Never freed: a registered VFS lives as long as the process.
-	v := libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
+	// Never freed once registered: a VFS lives as long as the process.
 	name, err := libc.CString(walVFSName)
-	if v == 0 || err != nil {
+	if err != nil {
+		return "", fmt.Errorf("store: no memory for the WAL VFS")
+	}
+	v := libc.Xcalloc(tls, 1, libc.Tsize_t(unsafe.Sizeof(sqlite3.Tsqlite3_vfs{})))
+	if v == 0 {
+		libc.Xfree(tls, name)
 		return "", fmt.Errorf("store: no memory for the WAL VFS")
 	}
 	vfs := (*sqlite3.Tsqlite3_vfs)(cptr(v))
 	*vfs = *b
-	vfs.FpNext = 0
 	vfs.FzName = name
 	vfs.FpAppData = base
 	vfs.FszOsFile = int32(walFileExtOffset(b.FszOsFile) + unsafe.Sizeof(walFile{}))
 	vfs.FxOpen = funcPtr(walVFSOpen)
 	if rc := sqlite3.Xsqlite3_vfs_register(tls, v, 0); rc != sqlite3.SQLITE_OK {
+		libc.Xfree(tls, name)
+		libc.Xfree(tls, v)
 		return "", fmt.Errorf("store: registering the WAL VFS failed (SQLite error %d)", rc)
 	}
 	return walVFSName, nil
@@ -74,11 +88,17 @@ var registerWALVFS = sync.OnceValues(func() (string, error) {
 type walFile struct {
 	methods sqlite3.Tsqlite3_io_methods // what the file's pMethods points at
 	base    uintptr                     // the default VFS's methods of the file
-	scratch uintptr                     // walMaxFrame bytes (from the first joined write): a header and its page
+	scratch uintptr                     // walMaxFrame bytes (from the first header held): a header and its page
 	heldOff int64                       // where the held header goes
 	held    int32                       // 0, or walFrameHeader: a header is held
 	header  [walFrameHeader]byte
+	// frameSize is the WAL's page size and a header: 0 while unknown,
+	// -1 when the WAL's header could not tell it (nothing is held then).
+	frameSize int64
 }
+
+// walHeader is the size of the WAL file's own header, at its start.
+const walHeader = 32
 
 // walFileExtOffset is where walFile starts in a file of the default VFS's
 // size baseSize (rounded up to 8 bytes).
@@ -87,7 +107,7 @@ func walFileExtOffset(baseSize int32) uintptr {
 }
 
 // ext returns the walFile of file p, opened by the VFS pVfs.
-func ext(tls *libc.TLS, pVfs, p uintptr) *walFile {
+func ext(pVfs, p uintptr) *walFile {
 	base := (*sqlite3.Tsqlite3_vfs)(cptr((*sqlite3.Tsqlite3_vfs)(cptr(pVfs)).FpAppData))
 	return (*walFile)(cptr(p + walFileExtOffset(base.FszOsFile)))
 }
@@ -97,7 +117,7 @@ func ext(tls *libc.TLS, pVfs, p uintptr) *walFile {
 func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
 	baseVFS := (*sqlite3.Tsqlite3_vfs)(cptr(pVfs)).FpAppData
 	b := (*sqlite3.Tsqlite3_vfs)(cptr(baseVFS))
-	w := ext(tls, pVfs, pFile)
+	w := ext(pVfs, pFile)
 	*w = walFile{}
 	rc := callOpen(b.FxOpen)(tls, baseVFS, zName, pFile, flags, pOutFlags)
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))
@@ -142,28 +162,60 @@ func walWrite(tls *libc.TLS, p, buf uintptr, amt int32, off int64) int32 {
 	w := walOf(p)
 	write := callReadWrite(w.baseMethods().FxWrite)
 	if w.held > 0 {
-		if w.scratch == 0 {
-			// Only a connection that writes needs it (readers open the
-			// WAL file too).
-			w.scratch = libc.Xmalloc(tls, walMaxFrame)
-		}
-		if w.scratch != 0 && amt > 0 && off == w.heldOff+int64(w.held) && int(w.held)+int(amt) <= walMaxFrame {
-			n := w.held
+		if off == w.heldOff+walFrameHeader && amt > 0 && amt <= walMaxFrame-walFrameHeader {
+			// The held header's page: both in one call.
 			w.held = 0
-			libc.Xmemcpy(tls, w.scratch, uintptr(unsafe.Pointer(&w.header[0])), libc.Tsize_t(n))
-			libc.Xmemcpy(tls, w.scratch+uintptr(n), buf, libc.Tsize_t(amt))
-			return write(tls, p, w.scratch, n+amt, w.heldOff)
+			libc.Xmemcpy(tls, w.scratch, uintptr(unsafe.Pointer(&w.header[0])), walFrameHeader)
+			libc.Xmemcpy(tls, w.scratch+walFrameHeader, buf, libc.Tsize_t(amt))
+			return write(tls, p, w.scratch, walFrameHeader+amt, w.heldOff)
 		}
 		if rc := w.flush(tls, p); rc != sqlite3.SQLITE_OK {
 			return rc
 		}
 	}
-	if amt == walFrameHeader {
+	if off == 0 && amt >= walHeader {
+		w.frameSize = frameSizeOf((*[walHeader]byte)(cptr(buf)))
+	}
+	if amt == walFrameHeader && w.holds(tls, p, (*[walFrameHeader]byte)(cptr(buf)), off) {
 		libc.Xmemcpy(tls, uintptr(unsafe.Pointer(&w.header[0])), buf, walFrameHeader)
-		w.held, w.heldOff = amt, off
+		w.held, w.heldOff = walFrameHeader, off
 		return sqlite3.SQLITE_OK
 	}
 	return write(tls, p, buf, amt, off)
+}
+
+// holds reports whether the 24 bytes hdr, to be written at off, are to be
+// held: the header of a frame that is not a commit frame, at a frame's
+// offset, with a buffer to join it to its page in.
+func (w *walFile) holds(tls *libc.TLS, p uintptr, hdr *[walFrameHeader]byte, off int64) bool {
+	if off < walHeader || binary.BigEndian.Uint32(hdr[4:8]) != 0 {
+		return false // not a frame, or a commit frame: written at once
+	}
+	if w.scratch == 0 {
+		// Only a connection that writes needs one (readers open the
+		// WAL file too).
+		if w.scratch = libc.Xmalloc(tls, walMaxFrame); w.scratch == 0 {
+			return false
+		}
+	}
+	if w.frameSize == 0 {
+		// The WAL's header was written before this file was opened.
+		w.frameSize = -1
+		if callReadWrite(w.baseMethods().FxRead)(tls, p, w.scratch, walHeader, 0) == sqlite3.SQLITE_OK {
+			w.frameSize = frameSizeOf((*[walHeader]byte)(cptr(w.scratch)))
+		}
+	}
+	return w.frameSize > 0 && (off-walHeader)%w.frameSize == 0
+}
+
+// frameSizeOf returns the frame size a WAL header gives (its page size and
+// a frame header), or -1 when the page size is not one SQLite uses.
+func frameSizeOf(h *[walHeader]byte) int64 {
+	size := binary.BigEndian.Uint32(h[8:12])
+	if size < 512 || size > 65536 || size&(size-1) != 0 {
+		return -1
+	}
+	return int64(size) + walFrameHeader
 }
 
 func walRead(tls *libc.TLS, p, buf uintptr, amt int32, off int64) int32 {

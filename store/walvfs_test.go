@@ -3,6 +3,8 @@ package store
 import (
 	"bytes"
 	"database/sql"
+	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,7 +26,8 @@ type walTestFile struct {
 	path string
 }
 
-func openWALTestFile(t *testing.T) *walTestFile {
+// openWALTestFile opens dir/x.db-wal ("": a new directory).
+func openWALTestFile(t *testing.T, dir string) *walTestFile {
 	t.Helper()
 	if _, err := registerWALVFS(); err != nil {
 		t.Fatal(err)
@@ -41,10 +44,13 @@ func openWALTestFile(t *testing.T) *walTestFile {
 		t.Fatal("walVFS is not registered")
 	}
 	vfs := (*sqlite3.Tsqlite3_vfs)(cptr(pVfs))
-	dir := t.TempDir()
-	// SQLite gives a WAL file its database's mode: the database must exist.
-	if err := os.WriteFile(filepath.Join(dir, "x.db"), nil, 0o600); err != nil {
-		t.Fatal(err)
+	if dir == "" {
+		dir = t.TempDir()
+		// SQLite gives a WAL file its database's mode: the database must
+		// exist.
+		if err := os.WriteFile(filepath.Join(dir, "x.db"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	path := filepath.Join(dir, "x.db-wal")
 	zPath, err := libc.CString(path)
@@ -120,28 +126,91 @@ func (f *walTestFile) close() {
 
 func filled(n int, c byte) []byte { return bytes.Repeat([]byte{c}, n) }
 
-// A held frame header reaches the file before anything else happens to
-// the file, and a header with its page reaches it whole.
+// walHeaderBytes is a WAL file's header for pages of size.
+func walHeaderBytes(size uint32) []byte {
+	h := filled(walHeader, 'w')
+	binary.BigEndian.PutUint32(h[8:12], size)
+	return h
+}
+
+// frameHeaderBytes is a frame's header: of page pgno, a commit frame when
+// commit (the database's size in pages) is not 0.
+func frameHeaderBytes(pgno, commit uint32) []byte {
+	h := filled(walFrameHeader, 'h')
+	binary.BigEndian.PutUint32(h[0:4], pgno)
+	binary.BigEndian.PutUint32(h[4:8], commit)
+	return h
+}
+
+// frameOffset is where frame i (from 0) of a WAL of 4 KiB pages starts.
+func frameOffset(i int64) int64 { return walHeader + i*(4096+walFrameHeader) }
+
+// Only the header of a frame that is not a commit frame, at a frame's
+// offset, is held; a held header reaches the file before anything else
+// happens to the file, and with its page it reaches it in one piece.
 func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
-	hdr := filled(walFrameHeader, 'h')
+	hdr := frameHeaderBytes(7, 0)
 	page := filled(4096, 'p')
 
 	t.Run("joined with its page", func(t *testing.T) {
-		f := openWALTestFile(t)
-		f.write(filled(32, 'w'), 0) // the WAL header: not held
-		if got := f.onDisk(); !bytes.Equal(got, filled(32, 'w')) {
-			t.Fatalf("the 32-byte WAL header was not written at once: %q", got)
+		f := openWALTestFile(t, "")
+		f.write(walHeaderBytes(4096), 0) // the WAL's header: not held
+		if got := f.onDisk(); !bytes.Equal(got, walHeaderBytes(4096)) {
+			t.Fatalf("the WAL's header was not written at once: %q", got)
 		}
-		f.write(hdr, 32)
-		if got := len(f.onDisk()); got != 32 {
-			t.Fatalf("file is %d bytes after the frame header; want it held (32)", got)
+		f.write(hdr, frameOffset(0))
+		if got := len(f.onDisk()); got != walHeader {
+			t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
 		}
-		f.write(page, 32+walFrameHeader)
-		want := append(append(filled(32, 'w'), hdr...), page...)
+		f.write(page, frameOffset(0)+walFrameHeader)
+		want := append(append(walHeaderBytes(4096), hdr...), page...)
 		if got := f.onDisk(); !bytes.Equal(got, want) {
 			t.Fatalf("file after header and page: %d bytes, want %d (header and page in place)", len(got), len(want))
 		}
 		f.close()
+	})
+
+	// These are written at once, never held.
+	for _, tc := range []struct {
+		name string
+		hdr  []byte
+		off  int64
+		wal  []byte // the WAL's header, written first (nil: none)
+	}{
+		{"a commit frame's header", frameHeaderBytes(7, 120), frameOffset(1), walHeaderBytes(4096)},
+		{"24 bytes off a frame's offset", hdr, frameOffset(1) + 24, walHeaderBytes(4096)},
+		{"a frame header of a WAL whose page size is unknown", hdr, frameOffset(1), walHeaderBytes(1000)},
+		{"a frame header before the WAL has a header", hdr, frameOffset(1), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := openWALTestFile(t, "")
+			if tc.wal != nil {
+				f.write(tc.wal, 0)
+			}
+			f.write(tc.hdr, tc.off)
+			got := f.onDisk()
+			if int64(len(got)) != tc.off+walFrameHeader || !bytes.Equal(got[tc.off:], tc.hdr) {
+				t.Fatalf("%s was held (file is %d bytes), want it written at once", tc.name, len(got))
+			}
+			f.close()
+		})
+	}
+
+	t.Run("the page size read from the WAL's header on the file", func(t *testing.T) {
+		f := openWALTestFile(t, "")
+		f.write(walHeaderBytes(4096), 0)
+		f.close()
+		// Another connection's file: the WAL's header was written before.
+		g := openWALTestFile(t, filepath.Dir(f.path))
+		g.write(hdr, frameOffset(3))
+		if got := len(g.onDisk()); got != walHeader {
+			t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
+		}
+		g.write(page, frameOffset(3)+walFrameHeader)
+		if got := g.onDisk(); int64(len(got)) != frameOffset(4) || !bytes.Equal(got[frameOffset(3):frameOffset(3)+walFrameHeader], hdr) {
+			t.Fatalf("file after header and page: %d bytes, want %d", len(got), frameOffset(4))
+		}
+		g.close()
 	})
 
 	// Each of these must first write the held header.
@@ -150,17 +219,17 @@ func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
 		then func(f *walTestFile)
 	}{
 		{"read", func(f *walTestFile) {
-			if got := f.read(walFrameHeader, 32); !bytes.Equal(got, hdr) {
+			if got := f.read(walFrameHeader, walHeader); !bytes.Equal(got, hdr) {
 				t.Errorf("read of the held header = %q, want it as written", got)
 			}
 		}},
 		{"size", func(f *walTestFile) {
-			if got := f.size(); got != 32+walFrameHeader {
-				t.Errorf("size with a held header = %d, want %d", got, 32+walFrameHeader)
+			if got := f.size(); got != walHeader+walFrameHeader {
+				t.Errorf("size with a held header = %d, want %d", got, walHeader+walFrameHeader)
 			}
 		}},
 		{"write elsewhere", func(f *walTestFile) { f.write(page, 9000) }},
-		{"another header", func(f *walTestFile) { f.write(filled(walFrameHeader, 'x'), 200) }},
+		{"another header", func(f *walTestFile) { f.write(frameHeaderBytes(8, 0), frameOffset(2)) }},
 		{"sync", func(f *walTestFile) {
 			if rc := callSync(f.methods().FxSync)(f.tls, f.p, sqlite3.SQLITE_SYNC_NORMAL); rc != sqlite3.SQLITE_OK {
 				t.Fatalf("sync: SQLite error %d", rc)
@@ -170,19 +239,22 @@ func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
 			_ = callFileControl(f.methods().FxFileControl)(f.tls, f.p, sqlite3.SQLITE_FCNTL_SIZE_HINT, f.cbuf(make([]byte, 8)))
 		}},
 		{"truncate", func(f *walTestFile) {
-			if rc := callTruncate(f.methods().FxTruncate)(f.tls, f.p, 32+walFrameHeader); rc != sqlite3.SQLITE_OK {
+			if rc := callTruncate(f.methods().FxTruncate)(f.tls, f.p, walHeader+walFrameHeader); rc != sqlite3.SQLITE_OK {
 				t.Fatalf("truncate: SQLite error %d", rc)
 			}
 		}},
 		{"close", func(f *walTestFile) { f.close() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := openWALTestFile(t)
-			f.write(filled(32, 'w'), 0)
-			f.write(hdr, 32)
+			f := openWALTestFile(t, "")
+			f.write(walHeaderBytes(4096), 0)
+			f.write(hdr, frameOffset(0))
+			if got := len(f.onDisk()); got != walHeader {
+				t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
+			}
 			tc.then(f)
 			got := f.onDisk()
-			if len(got) < 32+walFrameHeader || !bytes.Equal(got[32:32+walFrameHeader], hdr) {
+			if len(got) < walHeader+walFrameHeader || !bytes.Equal(got[walHeader:walHeader+walFrameHeader], hdr) {
 				t.Fatalf("after %s the held header is not in the file (file is %d bytes)", tc.name, len(got))
 			}
 			if tc.name != "close" {
@@ -316,5 +388,98 @@ func TestWALVFSOneWritePerFrame(t *testing.T) {
 	e := newEnv(t)
 	if n := frameWrites(t, e.s.wdb, rows); n > rows+rows/5 {
 		t.Fatalf("the store's write connection made %d write calls for %d pages; want about one a page (through walVFS)", n, rows)
+	}
+}
+
+// crashCopy copies a database and its WAL as a crash would leave them
+// (the connection still open) and opens the copy: SQLite recovers the WAL.
+func crashCopy(t *testing.T, path string) *sql.DB {
+	t.Helper()
+	dir := t.TempDir()
+	for _, suffix := range []string{"", "-wal"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "copy.db"+suffix), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "copy.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// What a commit wrote is in the WAL file when the commit returns, whole,
+// also when its transaction spilled pages and wrote some of them twice
+// (SQLite then rewrites frame checksums, header by header, the commit
+// frame's last): a crash right after keeps every committed row, and a
+// checkpoint by another connection (as the store's checkpointer) copies a
+// consistent database.
+func TestWALVFSCommitIsInTheFileWhenItReturns(t *testing.T) {
+	if _, err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 2000
+	for _, sync := range []string{"NORMAL", "FULL"} {
+		for _, checkpoint := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s checkpoint=%v", sync, checkpoint), func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), "t.db")
+				dsn := "file:" + path + "?vfs=" + walVFSName + "&_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync +
+					")&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(20)" // 20 pages: the transaction spills
+				db, err := sql.Open("sqlite", dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				db.SetMaxOpenConns(1)
+				if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB); CREATE INDEX t_v ON t (v)`); err != nil {
+					t.Fatal(err)
+				}
+				tx, err := db.Begin()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range rows {
+					if _, err := tx.Exec(`INSERT INTO t VALUES (?, randomblob(500))`, i); err != nil {
+						t.Fatal(err)
+					}
+					if i%50 == 49 { // pages written to the WAL already change again
+						if _, err := tx.Exec(`UPDATE t SET v = randomblob(500) WHERE id < 5`); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+				if err := tx.Commit(); err != nil {
+					t.Fatal(err)
+				}
+				if checkpoint {
+					other, err := sql.Open("sqlite", dsn)
+					if err != nil {
+						t.Fatal(err)
+					}
+					st, err := walCheckpoint(ctxb, other, "PASSIVE")
+					other.Close()
+					if err != nil || st.copied == 0 {
+						t.Fatalf("checkpoint by another connection: %+v, %v", st, err)
+					}
+				}
+				copied := crashCopy(t, path)
+				var n int
+				var check string
+				if err := copied.QueryRow(`SELECT count(*) FROM t`).Scan(&n); err != nil {
+					t.Fatalf("after a crash right after the commit: %v", err)
+				}
+				if err := copied.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil {
+					t.Fatalf("after a crash right after the commit: %v", err)
+				}
+				if n != rows || check != "ok" {
+					t.Fatalf("after a crash right after the commit: %d of %d rows, integrity %q", n, rows, check)
+				}
+			})
+		}
 	}
 }
