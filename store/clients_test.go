@@ -126,4 +126,9 @@ func TestSeedClientsSearchable(t *testing.T) {
 	if s, _ := e.s.ListClients(ctxb, ClientQuery{Search: "bulon Qua"}); len(s.Clients) != 1 {
 		t.Fatal("a client added after the seed is not searchable")
 	}
+	// The seed's bigger page cache is given back for the writer's own.
+	var cache int
+	if err := e.s.wdb.QueryRow(`PRAGMA cache_size`).Scan(&cache); err != nil || cache != -writerCacheKiB {
+		t.Errorf("writer's cache_size after a seed = %d (%v), want %d", cache, err, -writerCacheKiB)
+	}
 }

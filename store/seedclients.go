@@ -33,7 +33,8 @@ func (s *Store) SeedClients(ctx context.Context, n int, now time.Time, progress 
 	if _, err := s.wdb.ExecContext(ctx, `PRAGMA cache_size = -131072`); err != nil {
 		return fmt.Errorf("store: seed clients: %w", err)
 	}
-	defer s.wdb.ExecContext(context.WithoutCancel(ctx), `PRAGMA cache_size = -2000`) //nolint:errcheck // SQLite's default
+	// Back to the writer's own size afterwards (writer.go).
+	defer s.wdb.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = -%d`, writerCacheKiB)) //nolint:errcheck // a failure leaves the bigger cache
 	restore, err := s.startBulkLoad(ctx)
 	if err != nil {
 		return fmt.Errorf("store: seed clients: %w", err)
