@@ -33,7 +33,11 @@ import (
 // held. SQLite writes such a header either right before its page or, when
 // it rewrites the checksums of frames a spilling transaction wrote twice
 // (walRewriteChecksums), right before it reads the next frame; the last
-// header of a commit is always a commit frame's, written at once.
+// header of a commit is always a commit frame's, written at once. (The
+// offset matters under synchronous FULL without power-safe overwrite:
+// SQLite pads a commit to a sector boundary and writes the frame that
+// crosses it in two pieces, the last of which may be 24 bytes long, but
+// never starts at a frame's offset.)
 // Database, journal and shared-memory files are not touched at all: only
 // WAL files get the layer's methods.
 
