@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -275,10 +276,18 @@ func (h *Handler) replayWebhook(w http.ResponseWriter, r *http.Request, req *req
 // --- sessions (admins) ------------------------------------------------------------------
 
 type sessionsData struct {
-	Web    []store.WebSession
-	SSH    []tui.SessionInfo
-	HasSSH bool
-	You    string
+	Web     []store.WebSession
+	SSH     []tui.SessionInfo
+	HasSSH  bool
+	You     string
+	Members []memberSessions // who has live sessions, by name
+}
+
+// memberSessions counts one member's live sessions, for ending them all
+// at once (a lost laptop, someone leaving).
+type memberSessions struct {
+	Name     string
+	Web, SSH int
 }
 
 func (h *Handler) sessionsPage(w http.ResponseWriter, r *http.Request, req *request) error {
@@ -290,15 +299,35 @@ func (h *Handler) sessionsPage(w http.ResponseWriter, r *http.Request, req *requ
 	if h.cfg.SSH != nil {
 		d.SSH = h.cfg.SSH.List()
 	}
+	counts := map[string]*memberSessions{}
+	member := func(name string) *memberSessions {
+		if counts[name] == nil {
+			counts[name] = &memberSessions{Name: name}
+		}
+		return counts[name]
+	}
+	for _, ws := range d.Web {
+		member(ws.Name).Web++
+	}
+	for _, ss := range d.SSH {
+		member(ss.User).SSH++
+	}
+	for _, m := range counts {
+		d.Members = append(d.Members, *m)
+	}
+	slices.SortFunc(d.Members, func(a, b memberSessions) int { return strings.Compare(a.Name, b.Name) })
 	h.render(w, r, req, http.StatusOK, "sessions", view{Title: "Sessions", Notice: doneText(r), Data: d})
 	return nil
 }
 
-// endSession ends one web or SSH session (admins; audited
-// session.terminated). Ending one's own web session signs out.
+// endSession ends one web or SSH session, or every session of a member
+// (admins; each audited session.terminated). Ending one's own web session
+// signs out.
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, req *request) error {
 	id := r.PostFormValue("id")
 	switch r.PostFormValue("kind") {
+	case "member":
+		return h.endMemberSessions(w, r, req, r.PostFormValue("name"))
 	case "web":
 		if err := h.st.EndWebSession(r.Context(), req.actor, id); err != nil {
 			return err
@@ -319,5 +348,45 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request, req *reques
 		return &store.Error{Code: store.CodeInvalid, Msg: "no session named"}
 	}
 	http.Redirect(w, r, h.base+"sessions?done=session-ended", http.StatusSeeOther)
+	return nil
+}
+
+// endMemberSessions ends every web and SSH session of the member name.
+func (h *Handler) endMemberSessions(w http.ResponseWriter, r *http.Request, req *request, name string) error {
+	if name == "" {
+		return &store.Error{Code: store.CodeInvalid, Msg: "no member named: choose a member from the list of sessions"}
+	}
+	if !req.actor.IsAdmin() {
+		return &store.Error{Code: store.CodeForbidden, Msg: "only an admin may end sessions"}
+	}
+	ended := 0
+	if h.cfg.SSH != nil {
+		for _, ss := range h.cfg.SSH.List() {
+			if ss.User != name {
+				continue
+			}
+			err := h.cfg.SSH.End(r.Context(), req.actor, ss.ID)
+			if store.ErrorCode(err) == store.CodeNotFound {
+				continue // it ended meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			ended++
+		}
+	}
+	n, err := h.st.EndWebSessionsOf(r.Context(), req.actor, name, "all sessions ended by "+req.actor.Name)
+	if err != nil {
+		return err
+	}
+	if ended+n == 0 {
+		return &store.Error{Code: store.CodeNotFound, Msg: "that member has no live sessions"}
+	}
+	if name == req.ws.Name {
+		h.setCookie(w, sessionCookie, "", -1)
+		http.Redirect(w, r, h.base+"signin?done=signed-out", http.StatusSeeOther)
+		return nil
+	}
+	http.Redirect(w, r, h.base+"sessions?done=member-sessions-ended", http.StatusSeeOther)
 	return nil
 }

@@ -387,6 +387,85 @@ func TestSessions(t *testing.T) {
 	}
 }
 
+// TestEndAllOfAMembersSessions: an admin ends every web and SSH session of
+// one member at once (each audited); other members' sessions stay, staff
+// may not, and ending one's own signs out.
+func TestEndAllOfAMembersSessions(t *testing.T) {
+	t.Parallel()
+	reg := &sshSessions{list: []tui.SessionInfo{
+		{ID: "ssh1", User: "bob", Fingerprint: "SHA256:bobkey1", RemoteAddr: "198.51.100.4:2200"},
+		{ID: "ssh2", User: "carol", Fingerprint: "SHA256:carolkey", RemoteAddr: "198.51.100.5:2200"},
+	}}
+	e := newEnv(t, options{cfg: func(c *Config) { c.SSH = reg }})
+	admin := e.add("alice", true, "")
+	bob := e.add("bob", false, "")
+	carol := e.add("carol", false, "")
+	bob1, bob2, carol1 := e.browser(), e.browser(), e.browser()
+	bob1.signInLink(bob)
+	bob2.signInLink(bob)
+	carol1.signInLink(carol)
+
+	if r := bob1.post("sessions", url.Values{"csrf": {bob1.token()}, "kind": {"member"}, "name": {"carol"}}); r.code != http.StatusForbidden {
+		t.Errorf("staff ended a member's sessions: %d", r.code)
+	}
+	al := e.browser()
+	al.signInLink(admin)
+	page := al.get("sessions")
+	for _, want := range []string{"By member", "End all of bob's sessions", "End all of carol's sessions"} {
+		if !strings.Contains(page.body, want) {
+			t.Fatalf("sessions page lacks %q:\n%s", want, page.body)
+		}
+	}
+	r := al.post("sessions", url.Values{"csrf": {page.csrf(t)}, "kind": {"member"}, "name": {"bob"}})
+	if r.code != http.StatusSeeOther || r.location() != testPath+"sessions?done=member-sessions-ended" {
+		t.Fatalf("end all of bob's = %d %q\n%s", r.code, r.location(), r.body)
+	}
+	for i, b := range []*browser{bob1, bob2} {
+		if r := b.get(""); r.code != http.StatusSeeOther {
+			t.Errorf("bob's browser %d still signed in: %d", i+1, r.code)
+		}
+	}
+	if r := carol1.get(""); r.code != http.StatusOK {
+		t.Errorf("carol's session ended with bob's: %d", r.code)
+	}
+	if len(reg.list) != 1 || reg.list[0].User != "carol" {
+		t.Errorf("SSH sessions left: %+v, want carol's only", reg.list)
+	}
+	evs := e.events(store.ActionSessionTerminated)
+	if len(evs) != 2 {
+		t.Fatalf("session.terminated rows: %d, want bob's two web sessions (the SSH registry audits its own)", len(evs))
+	}
+	for _, ev := range evs {
+		if ev.Actor != "alice" || ev.Target != "bob" || !strings.Contains(ev.Detail, "all sessions ended by alice") {
+			t.Errorf("session.terminated: %+v", ev)
+		}
+	}
+	if r := al.get("sessions?done=member-sessions-ended"); !strings.Contains(r.body, "Every session of that member ended.") {
+		t.Error("no notice after ending a member's sessions")
+	}
+
+	// Bad input: no name, a member without sessions.
+	if r := al.post("sessions", url.Values{"csrf": {page.csrf(t)}, "kind": {"member"}}); r.code != http.StatusBadRequest || !strings.Contains(r.body, "no member named") {
+		t.Errorf("no name = %d\n%s", r.code, r.body)
+	}
+	if r := al.post("sessions", url.Values{"csrf": {page.csrf(t)}, "kind": {"member"}, "name": {"bob"}}); r.code != http.StatusNotFound || !strings.Contains(r.body, "no live sessions") {
+		t.Errorf("bob again = %d\n%s", r.code, r.body)
+	}
+	// Without the form token: refused, nothing ended.
+	if r := al.post("sessions", url.Values{"kind": {"member"}, "name": {"carol"}}); r.code != http.StatusForbidden || len(reg.list) != 1 {
+		t.Errorf("without a form token = %d, SSH sessions left %d", r.code, len(reg.list))
+	}
+
+	// Ending one's own: signed out.
+	r = al.post("sessions", url.Values{"csrf": {page.csrf(t)}, "kind": {"member"}, "name": {"alice"}})
+	if r.code != http.StatusSeeOther || r.location() != testPath+"signin?done=signed-out" {
+		t.Fatalf("end all of one's own = %d %q", r.code, r.location())
+	}
+	if r := al.get(""); r.code != http.StatusSeeOther {
+		t.Errorf("still signed in after ending one's own sessions: %d", r.code)
+	}
+}
+
 // TestNonStaffRefused: a member whose key was removed, or whose role
 // changed, is refused or sees the new role at once; a name that is not a
 // staff member's never signs in.

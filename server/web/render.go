@@ -142,6 +142,8 @@ func doneText(r *http.Request) string {
 		return "Stripe key stored, but Stripe could not be reached to check it: it is not known to work yet."
 	case "session-ended":
 		return "Session ended."
+	case "member-sessions-ended":
+		return "Every session of that member ended."
 	case "replay-processed":
 		return "Replayed: the event was processed."
 	case "replay-ignored":

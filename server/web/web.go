@@ -54,6 +54,7 @@ type Store interface {
 	WebSession(ctx context.Context, token string, lim store.WebSessionLimits) (store.WebSession, error)
 	SignOut(ctx context.Context, a store.Actor, token string) error
 	EndWebSession(ctx context.Context, a store.Actor, id string) error
+	EndWebSessionsOf(ctx context.Context, a store.Actor, name, reason string) (int, error)
 	ListWebSessions(ctx context.Context) ([]store.WebSession, error)
 
 	KeyStatus(ctx context.Context) (store.KeyStatus, error)
