@@ -3,10 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -138,43 +134,25 @@ func (s *Store) checkpointWAL(ctx context.Context) (walState, error) {
 // readyWALReset gets the WAL ready for the writer to start it over and
 // then asks the writer to (finishCheckpoint). The writer's share holds
 // every caller up, so the background does all it can before: it syncs the
-// WAL and the database file itself (through descriptors of its own: a
-// sync is of the file, whoever wrote it) and copies what was committed
-// meanwhile, in passes, until a pass leaves at most walFinishFrames. Left
-// to the writer, the database file's sync took every page the background
-// had copied since the last one: the writer's checkpoint took 36-58 ms
-// under the webhook bench's load, every two seconds or so; after this
-// 4-9 ms.
+// database file itself (through a descriptor of its own: a sync is of the
+// file, whoever wrote it) and copies what was committed meanwhile, in
+// passes, until a pass after a sync leaves at most walFinishFrames. (Each
+// pass syncs the WAL itself before it copies.) Left to the writer, the
+// database file's sync took every page the background had copied since
+// the last one: the writer's checkpoint took 36-58 ms under the webhook
+// bench's load, every two seconds or so; after this 4-9 ms.
 func (s *Store) readyWALReset(ctx context.Context) {
 	for i := range walCatchUpPasses {
-		s.syncFiles()
+		if err := s.syncDB(); err != nil {
+			// A head start only: SQLite syncs the file itself when it must.
+			s.log.Debug("syncing the database ahead of a checkpoint", "err", err)
+		}
 		st, err := s.checkpointWAL(ctx)
 		if err != nil || (i > 0 && st.frames-st.copied <= walFinishFrames) {
 			break
 		}
 	}
 	s.walReset.Store(true)
-}
-
-// syncFiles syncs the WAL and the database file to the disk. It is a head
-// start only (SQLite syncs them itself whenever it must), so a failure is
-// only logged.
-func (s *Store) syncFiles() {
-	for _, name := range []string{DBFile + "-wal", DBFile} {
-		if err := s.syncFile(filepath.Join(s.dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Debug("syncing ahead of a checkpoint", "file", name, "err", err)
-		}
-	}
-}
-
-// fsyncFile syncs the file at path through a descriptor of its own.
-func fsyncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
 
 // finishCheckpoint is run by the writer between groups when the background

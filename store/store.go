@@ -70,8 +70,9 @@ type Options struct {
 	walIdle *walIdleTuning
 	// searchDelay, when set (by tests), replaces searchFlushDelay.
 	searchDelay time.Duration
-	// syncFile, when set (by tests), replaces fsyncFile.
-	syncFile func(path string) error
+	// syncDB, when set (by tests), replaces the sync of the database
+	// file ahead of a WAL restart (checkpoint.go).
+	syncDB func() error
 }
 
 // Store is the handle on one data directory. It is safe for concurrent use.
@@ -120,8 +121,14 @@ type Store struct {
 	// walReset asks the writer to finish a checkpoint (checkpoint.go).
 	walReset atomic.Bool
 	walIdle  walIdleTuning
-	syncFile func(path string) error // fsyncFile but in tests
-	packer   payloadPacker           // compresses webhook payloads (payload.go)
+	// dbFile is a descriptor of the database file of the store's own, for
+	// syncing it ahead of a WAL restart (checkpoint.go). It stays open
+	// until SQLite's connections are closed: closing any descriptor of a
+	// file drops every POSIX lock the process holds on it, SQLite's
+	// included.
+	dbFile *os.File
+	syncDB func() error  // dbFile.Sync, but in tests
+	packer payloadPacker // compresses webhook payloads (payload.go)
 	// searchDelay is how long search index changes may stay queued.
 	searchDelay time.Duration
 	// commits counts the writer's commits (the checkpointer skips a run
@@ -234,9 +241,15 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.walIdle != nil {
 		s.walIdle = *opts.walIdle
 	}
-	s.syncFile = fsyncFile
-	if opts.syncFile != nil {
-		s.syncFile = opts.syncFile
+	if s.dbFile, err = os.Open(dbPath); err != nil {
+		s.wdb.Close()
+		s.cdb.Close()
+		s.rdb.Close()
+		return nil, fmt.Errorf("store: open %s: %w", dbPath, err)
+	}
+	s.syncDB = s.dbFile.Sync
+	if opts.syncDB != nil {
+		s.syncDB = opts.syncDB
 	}
 	s.searchDelay = searchFlushDelay
 	if opts.searchDelay > 0 {
@@ -299,6 +312,10 @@ func (s *Store) Close() error {
 	if s.wdb != nil {
 		_, _ = s.wdb.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
 		errs = append(errs, s.wdb.Close())
+	}
+	// Last: SQLite's locks on the file are gone with its connections.
+	if s.dbFile != nil {
+		errs = append(errs, s.dbFile.Close())
 	}
 	return errors.Join(errs...)
 }
