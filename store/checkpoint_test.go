@@ -403,7 +403,7 @@ func TestStoreKeepsSQLiteLocks(t *testing.T) {
 	}
 	// Closed after the store (closing it drops the process's locks too).
 	t.Cleanup(func() { f.Close() })
-	const ofdSetLock = 37 // F_OFD_SETLK
+	const ofdSetLock = 37                                                               // F_OFD_SETLK
 	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 1<<30 + 2, Len: 510} // SQLite's shared range
 	err = syscall.FcntlFlock(f.Fd(), ofdSetLock, &lk)
 	if err == nil {
