@@ -403,8 +403,9 @@ func TestStoreKeepsSQLiteLocks(t *testing.T) {
 	}
 	// Closed after the store (closing it drops the process's locks too).
 	t.Cleanup(func() { f.Close() })
-	const ofdSetLock = 37                                                               // F_OFD_SETLK
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 1<<30 + 2, Len: 510} // SQLite's shared range
+	const ofdSetLock = 37 // F_OFD_SETLK
+	// An exclusive lock on SQLite's shared range (the pending byte + 2).
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0, Start: 1<<30 + 2, Len: 510}
 	err = syscall.FcntlFlock(f.Fd(), ofdSetLock, &lk)
 	if err == nil {
 		t.Fatal("an exclusive lock on the database's shared range was granted while the store is open: SQLite's locks were dropped")
