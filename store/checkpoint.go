@@ -140,7 +140,7 @@ func (s *Store) checkpointWAL(ctx context.Context) (walState, error) {
 // pass syncs the WAL itself before it copies.) Left to the writer, the
 // database file's sync took every page the background had copied since
 // the last one: the writer's checkpoint took 36-58 ms under the webhook
-// bench's load, every two seconds or so; after this 4-9 ms.
+// bench's load, every two seconds or so; after this 8-13 ms.
 func (s *Store) readyWALReset(ctx context.Context) {
 	for i := range walCatchUpPasses {
 		if err := s.syncDB(); err != nil {
