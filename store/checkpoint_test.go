@@ -383,8 +383,9 @@ func TestWALResetSyncsAhead(t *testing.T) {
 // that no other process changes the journal mode or deletes the WAL under
 // it. Closing any descriptor of the file would drop those locks (POSIX
 // locks belong to the process): the store's own descriptor, used to sync
-// the file ahead of a WAL restart, stays open. A conflicting lock of
-// another owner (an OFD lock) is still refused after the syncs.
+// the file ahead of a WAL restart, stays open, and Open's first touch of
+// an existing file does not open it. A conflicting lock of another owner
+// (an OFD lock) is still refused after both.
 func TestStoreKeepsSQLiteLocks(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("OFD locks are Linux's")
@@ -397,6 +398,10 @@ func TestStoreKeepsSQLiteLocks(t *testing.T) {
 	}
 	e.s.readyWALReset(ctxb)
 	e.s.finishCheckpoint()
+	// What Open does to the file first must not open it either.
+	if err := touch0600(filepath.Join(e.dir, DBFile)); err != nil {
+		t.Fatal(err)
+	}
 	f, err := os.OpenFile(filepath.Join(e.dir, DBFile), os.O_RDWR, 0)
 	if err != nil {
 		t.Fatal(err)

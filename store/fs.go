@@ -29,15 +29,20 @@ func EnsureDir(dir string) error {
 }
 
 // touch0600 creates path 0600 when missing, and tightens it otherwise.
+// An existing file is never opened: closing a descriptor of a database
+// file drops every POSIX lock the process holds on it, SQLite's included.
 func touch0600(path string) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err := os.Chmod(path, 0o600); !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return os.Chmod(path, 0o600) // created meanwhile
+	}
 	if err != nil {
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Chmod(path, 0o600)
+	return f.Close()
 }
 
 func chmodIfExists(path string, mode os.FileMode) error {

@@ -146,7 +146,10 @@ type Store struct {
 
 // Open opens (creating when needed) the data directory and its database,
 // applies migrations, checks the master key against the data, and loads the
-// authorized_keys file.
+// authorized_keys file. A process opens a data directory once at a time
+// (other processes may too): the store keeps a descriptor of the database
+// file, and closing one drops the POSIX locks the process holds on the
+// file, those of another open store included.
 func Open(ctx context.Context, opts Options) (*Store, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("store: no data directory given")
