@@ -298,6 +298,7 @@ type wtx struct {
 	// with savepoints).
 	fast     bool
 	prepared *stmtCache
+	bound    map[*sql.Stmt]*sql.Stmt // prepared statements bound to this transaction
 	// flushSearch makes the transaction move the queued search index
 	// changes into the index before it commits, eraseSearch edits removed
 	// entries out rather than mask them, and mergeSearch merges the whole
@@ -314,7 +315,7 @@ var errNeedsSavepoint = errors.New("store: partial undo needs a savepoint")
 func (tx *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx = context.WithoutCancel(ctx)
 	if st := tx.prepared.get(query); st != nil {
-		return tx.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		return tx.bind(ctx, st).ExecContext(ctx, args...)
 	}
 	return tx.Tx.ExecContext(ctx, query, args...)
 }
@@ -329,7 +330,7 @@ func (tx *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 func (tx *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	ctx = context.WithoutCancel(ctx)
 	if st := tx.prepared.get(query); st != nil {
-		return tx.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+		return tx.bind(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
@@ -341,7 +342,24 @@ func (tx *wtx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, err
 
 // stmt binds one of the store's prepared statements to the transaction.
 func (tx *wtx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
-	return tx.Tx.StmtContext(context.WithoutCancel(ctx), st)
+	return tx.bind(ctx, st)
+}
+
+// bind returns st bound to the transaction, once per transaction: the
+// callers of a group run the same few statements, and binding one anew for
+// each (database/sql registers and unregisters every binding) cost the
+// writer a few µs per delivery. database/sql closes the bindings when the
+// transaction ends.
+func (tx *wtx) bind(ctx context.Context, st *sql.Stmt) *sql.Stmt {
+	if b, ok := tx.bound[st]; ok {
+		return b
+	}
+	b := tx.Tx.StmtContext(context.WithoutCancel(ctx), st)
+	if tx.bound == nil {
+		tx.bound = map[*sql.Stmt]*sql.Stmt{}
+	}
+	tx.bound[st] = b
+	return b
 }
 
 // stmtCache is the writer's prepared statements, by query text. Only the
