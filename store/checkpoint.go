@@ -41,7 +41,7 @@ const walResetFrames = 64 << 10
 // walFinishFrames is how much of the WAL (pages) the writer may be left to
 // copy when it is asked to let the WAL start over: the background catches
 // up to that first, in at most walCatchUpPasses passes, each after a sync
-// of the files (readyWALReset).
+// of the database file (readyWALReset).
 const (
 	walFinishFrames  = 256
 	walCatchUpPasses = 8

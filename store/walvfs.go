@@ -110,18 +110,12 @@ func walFileExtOffset(baseSize int32) uintptr {
 	return (uintptr(baseSize) + 7) &^ 7
 }
 
-// ext returns the walFile of file p, opened by the VFS pVfs.
-func ext(pVfs, p uintptr) *walFile {
-	base := (*sqlite3.Tsqlite3_vfs)(cptr((*sqlite3.Tsqlite3_vfs)(cptr(pVfs)).FpAppData))
-	return (*walFile)(cptr(p + walFileExtOffset(base.FszOsFile)))
-}
-
 // walVFSOpen opens a file with the default VFS and, for a WAL file, puts
 // walVFS's methods in front of the default's.
 func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlags uintptr) int32 {
 	baseVFS := (*sqlite3.Tsqlite3_vfs)(cptr(pVfs)).FpAppData
 	b := (*sqlite3.Tsqlite3_vfs)(cptr(baseVFS))
-	w := ext(pVfs, pFile)
+	w := (*walFile)(cptr(pFile + walFileExtOffset(b.FszOsFile)))
 	*w = walFile{}
 	rc := callOpen(b.FxOpen)(tls, baseVFS, zName, pFile, flags, pOutFlags)
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))

@@ -315,7 +315,7 @@ var errNeedsSavepoint = errors.New("store: partial undo needs a savepoint")
 func (tx *wtx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	ctx = context.WithoutCancel(ctx)
 	if st := tx.prepared.get(query); st != nil {
-		return tx.bind(ctx, st).ExecContext(ctx, args...)
+		return tx.stmt(ctx, st).ExecContext(ctx, args...)
 	}
 	return tx.Tx.ExecContext(ctx, query, args...)
 }
@@ -330,7 +330,7 @@ func (tx *wtx) QueryContext(ctx context.Context, query string, args ...any) (*sq
 func (tx *wtx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
 	ctx = context.WithoutCancel(ctx)
 	if st := tx.prepared.get(query); st != nil {
-		return tx.bind(ctx, st).QueryRowContext(ctx, args...)
+		return tx.stmt(ctx, st).QueryRowContext(ctx, args...)
 	}
 	return tx.Tx.QueryRowContext(ctx, query, args...)
 }
@@ -340,17 +340,12 @@ func (tx *wtx) PrepareContext(ctx context.Context, query string) (*sql.Stmt, err
 	return tx.Tx.PrepareContext(context.WithoutCancel(ctx), query)
 }
 
-// stmt binds one of the store's prepared statements to the transaction.
+// stmt returns one of the store's prepared statements bound to the
+// transaction, once per transaction: the callers of a group run the same
+// few statements, and binding one anew for each (database/sql registers
+// and unregisters every binding) cost the writer a few µs per delivery.
+// database/sql closes the bindings when the transaction ends.
 func (tx *wtx) stmt(ctx context.Context, st *sql.Stmt) *sql.Stmt {
-	return tx.bind(ctx, st)
-}
-
-// bind returns st bound to the transaction, once per transaction: the
-// callers of a group run the same few statements, and binding one anew for
-// each (database/sql registers and unregisters every binding) cost the
-// writer a few µs per delivery. database/sql closes the bindings when the
-// transaction ends.
-func (tx *wtx) bind(ctx context.Context, st *sql.Stmt) *sql.Stmt {
 	if b, ok := tx.bound[st]; ok {
 		return b
 	}

@@ -356,10 +356,7 @@ func (h *Handler) endMemberSessions(w http.ResponseWriter, r *http.Request, req 
 	if name == "" {
 		return &store.Error{Code: store.CodeInvalid, Msg: "no member named: choose a member from the list of sessions"}
 	}
-	if !req.actor.IsAdmin() {
-		return &store.Error{Code: store.CodeForbidden, Msg: "only an admin may end sessions"}
-	}
-	ended := 0
+	ended := 0 // the route is for admins; the registry and the store check again
 	if h.cfg.SSH != nil {
 		for _, ss := range h.cfg.SSH.List() {
 			if ss.User != name {
