@@ -29,11 +29,37 @@ type walTestFile struct {
 // openWALTestFile opens dir/x.db-wal ("": a new directory).
 func openWALTestFile(t *testing.T, dir string) *walTestFile {
 	t.Helper()
+	tls := libc.NewTLS()
+	t.Cleanup(tls.Close)
+	if dir == "" {
+		dir = t.TempDir()
+		// SQLite gives a WAL file its database's mode: the database must
+		// exist.
+		if err := os.WriteFile(filepath.Join(dir, "x.db"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := openVFSTestFile(t, tls, filepath.Join(dir, "x.db-wal"), sqlite3.SQLITE_OPEN_WAL)
+	if walOf(f.p).base == 0 {
+		t.Fatal("a WAL file opened through walVFS did not get its methods")
+	}
+	return f
+}
+
+// openDB opens the database file name beside f's WAL file, for the
+// connection of tls.
+func (f *walTestFile) openDB(name string, tls *libc.TLS) *walTestFile {
+	f.t.Helper()
+	return openVFSTestFile(f.t, tls, filepath.Join(filepath.Dir(f.path), name), sqlite3.SQLITE_OPEN_MAIN_DB)
+}
+
+// openVFSTestFile opens path through walVFS as a file of kind (a
+// SQLITE_OPEN_ flag), for the connection of tls.
+func openVFSTestFile(t *testing.T, tls *libc.TLS, path string, kind int32) *walTestFile {
+	t.Helper()
 	if _, err := registerWALVFS(); err != nil {
 		t.Fatal(err)
 	}
-	tls := libc.NewTLS()
-	t.Cleanup(tls.Close)
 	name, err := libc.CString(walVFSName)
 	if err != nil {
 		t.Fatal(err)
@@ -44,15 +70,6 @@ func openWALTestFile(t *testing.T, dir string) *walTestFile {
 		t.Fatal("walVFS is not registered")
 	}
 	vfs := (*sqlite3.Tsqlite3_vfs)(cptr(pVfs))
-	if dir == "" {
-		dir = t.TempDir()
-		// SQLite gives a WAL file its database's mode: the database must
-		// exist.
-		if err := os.WriteFile(filepath.Join(dir, "x.db"), nil, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	path := filepath.Join(dir, "x.db-wal")
 	zPath, err := libc.CString(path)
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +77,9 @@ func openWALTestFile(t *testing.T, dir string) *walTestFile {
 	t.Cleanup(func() { libc.Xfree(tls, zPath) }) // SQLite keeps the name while open
 	p := libc.Xcalloc(tls, 1, libc.Tsize_t(vfs.FszOsFile))
 	t.Cleanup(func() { libc.Xfree(tls, p) })
-	flags := int32(sqlite3.SQLITE_OPEN_WAL | sqlite3.SQLITE_OPEN_CREATE | sqlite3.SQLITE_OPEN_READWRITE)
+	flags := kind | sqlite3.SQLITE_OPEN_CREATE | sqlite3.SQLITE_OPEN_READWRITE
 	if rc := callOpen(vfs.FxOpen)(tls, pVfs, zPath, p, flags, 0); rc != sqlite3.SQLITE_OK {
-		t.Fatalf("open: SQLite error %d", rc)
-	}
-	if walOf(p).base == 0 {
-		t.Fatal("a WAL file opened through walVFS did not get its methods")
+		t.Fatalf("open %s: SQLite error %d", path, rc)
 	}
 	return &walTestFile{t: t, tls: tls, p: p, path: path}
 }
@@ -145,32 +159,87 @@ func frameHeaderBytes(pgno, commit uint32) []byte {
 // frameOffset is where frame i (from 0) of a WAL of 4 KiB pages starts.
 func frameOffset(i int64) int64 { return walHeader + i*(4096+walFrameHeader) }
 
-// Only the header of a frame that is not a commit frame, at a frame's
-// offset, is held; a held header reaches the file before anything else
-// happens to the file, and with its page it reaches it in one piece.
-func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
-	hdr := frameHeaderBytes(7, 0)
-	page := filled(4096, 'p')
+// frameBytes is frame i's header and page (4 KiB), a commit frame when
+// commit is not 0.
+func frameBytes(i int64, commit uint32) (hdr, page []byte) {
+	return frameHeaderBytes(uint32(i+2), commit), filled(4096, byte('a'+i%26))
+}
 
-	t.Run("joined with its page", func(t *testing.T) {
+// writeFrames writes frames from to to (excluded) as SQLite does, header
+// then page, the last a commit frame when commit.
+func (f *walTestFile) writeFrames(from, to int64, commit bool) {
+	f.t.Helper()
+	for i := from; i < to; i++ {
+		c := uint32(0)
+		if commit && i == to-1 {
+			c = uint32(to + 1)
+		}
+		hdr, page := frameBytes(i, c)
+		f.write(hdr, frameOffset(i))
+		f.write(page, frameOffset(i)+walFrameHeader)
+	}
+}
+
+// checkFrames fails unless the file holds frames 0 to n (excluded) as
+// writeFrames wrote them, and nothing after them.
+func (f *walTestFile) checkFrames(n int64, commit bool, what string) {
+	f.t.Helper()
+	got := f.onDisk()
+	if int64(len(got)) != frameOffset(n) {
+		f.t.Fatalf("%s: the file is %d bytes, want %d frames (%d bytes)", what, len(got), n, frameOffset(n))
+	}
+	for i := range n {
+		c := uint32(0)
+		if commit && i == n-1 {
+			c = uint32(n + 1)
+		}
+		hdr, page := frameBytes(i, c)
+		if !bytes.Equal(got[frameOffset(i):frameOffset(i)+walFrameHeader], hdr) || !bytes.Equal(got[frameOffset(i)+walFrameHeader:frameOffset(i+1)], page) {
+			f.t.Fatalf("%s: frame %d is not as written", what, i)
+		}
+	}
+}
+
+// Frames are held from the header of a frame that is not a commit frame,
+// at a frame's offset, for as long as SQLite writes on where it left off;
+// a commit frame's header writes them out with itself, and the run
+// reaches the file before anything else happens to the file.
+func TestWALVFSHoldsRunsOfFrames(t *testing.T) {
+	t.Run("until a commit frame's header", func(t *testing.T) {
 		f := openWALTestFile(t, "")
 		f.write(walHeaderBytes(4096), 0) // the WAL's header: not held
 		if got := f.onDisk(); !bytes.Equal(got, walHeaderBytes(4096)) {
 			t.Fatalf("the WAL's header was not written at once: %q", got)
 		}
-		f.write(hdr, frameOffset(0))
+		f.writeFrames(0, 5, false)
 		if got := len(f.onDisk()); got != walHeader {
-			t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
+			t.Fatalf("file is %d bytes after five frames; want them held (%d)", got, walHeader)
 		}
-		f.write(page, frameOffset(0)+walFrameHeader)
-		want := append(append(walHeaderBytes(4096), hdr...), page...)
-		if got := f.onDisk(); !bytes.Equal(got, want) {
-			t.Fatalf("file after header and page: %d bytes, want %d (header and page in place)", len(got), len(want))
+		hdr, page := frameBytes(5, 7)
+		f.write(hdr, frameOffset(5))
+		if got := f.onDisk(); int64(len(got)) != frameOffset(5)+walFrameHeader {
+			t.Fatalf("file is %d bytes after a commit frame's header; want the run and the header in it (%d)", len(got), frameOffset(5)+walFrameHeader)
 		}
+		f.write(page, frameOffset(5)+walFrameHeader)
+		f.checkFrames(6, true, "after the commit frame's page")
 		f.close()
 	})
 
-	// These are written at once, never held.
+	t.Run("never longer than one write of the default VFS", func(t *testing.T) {
+		f := openWALTestFile(t, "")
+		f.write(walHeaderBytes(4096), 0)
+		f.writeFrames(0, 100, false)
+		held := frameOffset(100) - int64(len(f.onDisk()))
+		if held <= 0 || held > walRunBytes || int64(len(f.onDisk())) < frameOffset(62) {
+			t.Fatalf("%d bytes held after 100 frames; want a run of at most %d bytes, the runs before it written", held, walRunBytes)
+		}
+		f.writeFrames(100, 101, true)
+		f.checkFrames(101, true, "after the commit")
+		f.close()
+	})
+
+	// These are written at once: they start no run.
+	hdr := frameHeaderBytes(7, 0)
 	for _, tc := range []struct {
 		name string
 		hdr  []byte
@@ -202,34 +271,35 @@ func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
 		f.close()
 		// Another connection's file: the WAL's header was written before.
 		g := openWALTestFile(t, filepath.Dir(f.path))
+		hdr, page := frameBytes(3, 0)
 		g.write(hdr, frameOffset(3))
-		if got := len(g.onDisk()); got != walHeader {
-			t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
-		}
 		g.write(page, frameOffset(3)+walFrameHeader)
-		if got := g.onDisk(); int64(len(got)) != frameOffset(4) || !bytes.Equal(got[frameOffset(3):frameOffset(3)+walFrameHeader], hdr) {
-			t.Fatalf("file after header and page: %d bytes, want %d", len(got), frameOffset(4))
+		if got := len(g.onDisk()); got != walHeader {
+			t.Fatalf("file is %d bytes after a frame; want it held (%d)", got, walHeader)
+		}
+		if got := g.size(); got != frameOffset(4) {
+			t.Fatalf("size with a frame held = %d, want %d", got, frameOffset(4))
 		}
 		g.close()
 	})
 
-	// Each of these must first write the held header.
+	// Each of these must first write the held run.
 	for _, tc := range []struct {
 		name string
 		then func(f *walTestFile)
 	}{
 		{"read", func(f *walTestFile) {
-			if got := f.read(walFrameHeader, walHeader); !bytes.Equal(got, hdr) {
-				t.Errorf("read of the held header = %q, want it as written", got)
+			if got := f.read(walFrameHeader, frameOffset(1)); !bytes.Equal(got, frameHeaderBytes(3, 0)) {
+				t.Errorf("read of a held header = %q, want it as written", got)
 			}
 		}},
 		{"size", func(f *walTestFile) {
-			if got := f.size(); got != walHeader+walFrameHeader {
-				t.Errorf("size with a held header = %d, want %d", got, walHeader+walFrameHeader)
+			if got := f.size(); got != frameOffset(2) {
+				t.Errorf("size with two frames held = %d, want %d", got, frameOffset(2))
 			}
 		}},
-		{"write elsewhere", func(f *walTestFile) { f.write(page, 9000) }},
-		{"another header", func(f *walTestFile) { f.write(frameHeaderBytes(8, 0), frameOffset(2)) }},
+		{"write elsewhere", func(f *walTestFile) { f.write(filled(4096, 'x'), frameOffset(9)+walFrameHeader) }},
+		{"a page written again", func(f *walTestFile) { f.write(filled(4096, 'b'), frameOffset(1)+walFrameHeader) }},
 		{"sync", func(f *walTestFile) {
 			if rc := callSync(f.methods().FxSync)(f.tls, f.p, sqlite3.SQLITE_SYNC_NORMAL); rc != sqlite3.SQLITE_OK {
 				t.Fatalf("sync: SQLite error %d", rc)
@@ -239,29 +309,63 @@ func TestWALVFSHeldHeaderIsWrittenFirst(t *testing.T) {
 			_ = callFileControl(f.methods().FxFileControl)(f.tls, f.p, sqlite3.SQLITE_FCNTL_SIZE_HINT, f.cbuf(make([]byte, 8)))
 		}},
 		{"truncate", func(f *walTestFile) {
-			if rc := callTruncate(f.methods().FxTruncate)(f.tls, f.p, walHeader+walFrameHeader); rc != sqlite3.SQLITE_OK {
+			if rc := callTruncate(f.methods().FxTruncate)(f.tls, f.p, frameOffset(2)); rc != sqlite3.SQLITE_OK {
 				t.Fatalf("truncate: SQLite error %d", rc)
 			}
+		}},
+		{"the connection's database file unlocks", func(f *walTestFile) {
+			db := f.openDB("x.db", f.tls)
+			if rc := callLock(db.methods().FxUnlock)(f.tls, db.p, sqlite3.SQLITE_LOCK_NONE); rc != sqlite3.SQLITE_OK {
+				t.Fatalf("unlock: SQLite error %d", rc)
+			}
+			db.close()
 		}},
 		{"close", func(f *walTestFile) { f.close() }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := openWALTestFile(t, "")
 			f.write(walHeaderBytes(4096), 0)
-			f.write(hdr, frameOffset(0))
+			f.writeFrames(0, 2, false)
 			if got := len(f.onDisk()); got != walHeader {
-				t.Fatalf("file is %d bytes after a frame header; want it held (%d)", got, walHeader)
+				t.Fatalf("file is %d bytes after two frames; want them held (%d)", got, walHeader)
 			}
 			tc.then(f)
 			got := f.onDisk()
-			if len(got) < walHeader+walFrameHeader || !bytes.Equal(got[walHeader:walHeader+walFrameHeader], hdr) {
-				t.Fatalf("after %s the held header is not in the file (file is %d bytes)", tc.name, len(got))
+			for i := range int64(2) {
+				hdr, page := frameBytes(i, 0)
+				if int64(len(got)) < frameOffset(i)+walFrameHeader || !bytes.Equal(got[frameOffset(i):frameOffset(i)+walFrameHeader], hdr) {
+					t.Fatalf("after %s frame %d's header is not in the file (file is %d bytes)", tc.name, i, len(got))
+				}
+				if tc.name == "a page written again" && i == 1 {
+					page = filled(4096, 'b') // written after the run, over it
+				}
+				if tc.name != "truncate" && !bytes.Equal(got[frameOffset(i)+walFrameHeader:frameOffset(i+1)], page) {
+					t.Fatalf("after %s frame %d's page is not as written", tc.name, i)
+				}
 			}
 			if tc.name != "close" {
 				f.close()
 			}
 		})
 	}
+
+	t.Run("another connection's lock changes leave it held", func(t *testing.T) {
+		f := openWALTestFile(t, "")
+		f.write(walHeaderBytes(4096), 0)
+		f.writeFrames(0, 2, false)
+		other := libc.NewTLS()
+		defer other.Close()
+		db := f.openDB("x.db", other)
+		if rc := callLock(db.methods().FxUnlock)(other, db.p, sqlite3.SQLITE_LOCK_NONE); rc != sqlite3.SQLITE_OK {
+			t.Fatalf("unlock: SQLite error %d", rc)
+		}
+		db.close()
+		if got := len(f.onDisk()); got != walHeader {
+			t.Fatalf("file is %d bytes after another connection unlocked; want the run still held (%d)", got, walHeader)
+		}
+		f.close()
+		f.checkFrames(2, false, "after close")
+	})
 }
 
 // writeCalls counts the write system calls of the calling thread.
@@ -318,11 +422,11 @@ func frameWrites(t *testing.T, db *sql.DB, rows int) int64 {
 	return writeCalls(t) - before
 }
 
-// Through walVFS, a transaction that writes many pages makes about one
-// write call per page, not two as through the default VFS, and what it
-// wrote reads back whole after a reopen. The store's own write connection
-// goes through it.
-func TestWALVFSOneWritePerFrame(t *testing.T) {
+// Through walVFS, a transaction that writes many pages makes a write call
+// for a run of about thirty frames, not two for each frame as through the
+// default VFS, and what it wrote reads back whole after a reopen. The
+// store's own write connection goes through it.
+func TestWALVFSWritesFramesInRuns(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("write calls are counted through Linux's /proc")
 	}
@@ -349,8 +453,8 @@ func TestWALVFSOneWritePerFrame(t *testing.T) {
 			if n < 2*rows {
 				t.Fatalf("the default VFS made %d write calls for %d pages; expected two a page (the test measures nothing)", n, rows)
 			}
-		} else if n > rows+rows/5 {
-			t.Fatalf("walVFS made %d write calls for %d pages; want about one a page (the default VFS made %d)", n, rows, def)
+		} else if n > rows/10 {
+			t.Fatalf("walVFS made %d write calls for %d pages; want one for a run of frames (the default VFS made %d)", n, rows, def)
 		}
 
 		db, err = sql.Open("sqlite", dsn)
@@ -386,8 +490,8 @@ func TestWALVFSOneWritePerFrame(t *testing.T) {
 	}
 
 	e := newEnv(t)
-	if n := frameWrites(t, e.s.wdb, rows); n > rows+rows/5 {
-		t.Fatalf("the store's write connection made %d write calls for %d pages; want about one a page (through walVFS)", n, rows)
+	if n := frameWrites(t, e.s.wdb, rows); n > rows/10 {
+		t.Fatalf("the store's write connection made %d write calls for %d pages; want one for a run of frames (through walVFS)", n, rows)
 	}
 }
 
@@ -547,4 +651,107 @@ func TestWALVFSPaddedCommitsEndOnAFrame(t *testing.T) {
 			t.Fatalf("after commit %d the WAL is %d bytes: not whole frames (something is still held)", i, fi.Size())
 		}
 	}
+}
+
+// A transaction that spilled frames and then rolled back leaves nothing
+// held once its connection gives up the WAL's write lock: another
+// connection's commit, written where the spilled frames were, is neither
+// overwritten by them at the first connection's next commit nor lost in a
+// crash after it.
+func TestWALVFSRolledBackSpillNeverOverwritesACommit(t *testing.T) {
+	if _, err := registerWALVFS(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "t.db")
+	dsn := "file:" + path + "?vfs=" + walVFSName + "&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=wal_autocheckpoint(0)"
+	open := func(extra string) *sql.DB {
+		db, err := sql.Open("sqlite", dsn+extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		db.SetMaxOpenConns(1)
+		return db
+	}
+	a, b := open("&_pragma=cache_size(20)"), open("") // 20 pages: a's transaction spills
+	// With the database file holding everything, a's rollback reads its
+	// first page back from there, not from the WAL: nothing on the WAL
+	// file but the lock change writes out what a holds.
+	for _, q := range []string{`CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT, v BLOB)`, `PRAGMA wal_checkpoint(TRUNCATE)`} {
+		if _, err := a.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := walSize(t, path)
+	tx, err := a.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		if _, err := tx.Exec(`INSERT INTO t (who, v) VALUES ('a, rolled back', randomblob(3000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	spilled := walSize(t, path)
+	if err := tx.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	// What was held was written out when a gave up the write lock.
+	if after := walSize(t, path); after <= spilled || spilled < before {
+		t.Fatalf("the WAL was %d bytes, %d with a's spilled frames, %d after the rollback: no spilled frames were held", before, spilled, after)
+	}
+	// b commits over the frames a wrote and rolled back.
+	txb, err := b.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 60 {
+		if _, err := txb.Exec(`INSERT INTO t (who, v) VALUES ('b', randomblob(3000))`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := txb.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(`INSERT INTO t (who, v) VALUES ('a', randomblob(3000))`); err != nil {
+		t.Fatal(err)
+	}
+	check := func(db *sql.DB, when string) {
+		t.Helper()
+		counts := map[string]int{}
+		rs, err := db.Query(`SELECT who, count(*) FROM t GROUP BY who`)
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		for rs.Next() {
+			var who string
+			var n int
+			if err := rs.Scan(&who, &n); err != nil {
+				t.Fatal(err)
+			}
+			counts[who] = n
+		}
+		if err := rs.Close(); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		var integrity string
+		if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&integrity); err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if counts["b"] != 60 || counts["a"] != 1 || counts["a, rolled back"] != 0 || integrity != "ok" {
+			t.Fatalf("%s: rows %v, integrity %q; want b's 60 and a's 1", when, counts, integrity)
+		}
+	}
+	check(b, "read by b")
+	check(crashCopy(t, path), "after a crash")
+}
+
+// walSize is the size of the WAL file of the database at path.
+func walSize(t *testing.T, path string) int64 {
+	t.Helper()
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
 }
