@@ -46,7 +46,11 @@ import (
 //     frames late over those of another connection's commit. (The
 //     connection's database file finds its held run through a key of the
 //     connection's libc TLS: modernc.org/sqlite gives each connection
-//     its own.)
+//     its own, and the key points at a file only while its run is held.
+//     This assumes a WAL is written on its own connection's TLS, which
+//     the store keeps to: it opens no shared cache, and backs up into no
+//     database through walVFS, where SQLite writes one connection's
+//     files on another's.)
 //   - A run starts only at a frame's offset (the page size taken from the
 //     WAL's header): under synchronous FULL without power-safe overwrite
 //     SQLite pads a commit to a sector boundary and writes the frame that
@@ -116,8 +120,10 @@ var registerWALVFS = sync.OnceValues(func() (string, error) {
 	vfs.FszOsFile = int32(walFileExtOffset(b.FszOsFile) + unsafe.Sizeof(walFile{}))
 	vfs.FxOpen = funcPtr(walVFSOpen)
 	if rc := sqlite3.Xsqlite3_vfs_register(tls, v, 0); rc != sqlite3.SQLITE_OK {
+		libc.Xpthread_key_delete(tls, data.key)
 		libc.Xfree(tls, name)
 		libc.Xfree(tls, v)
+		libc.Xfree(tls, d)
 		return "", fmt.Errorf("store: registering the WAL VFS failed (SQLite error %d)", rc)
 	}
 	return walVFSName, nil
@@ -131,6 +137,7 @@ type walFile struct {
 	methods sqlite3.Tsqlite3_io_methods // what the file's pMethods points at
 	base    uintptr                     // the default VFS's methods of the file
 	key     libc.Tpthread_key_t         // walVFSData.key
+	name    uintptr                     // the file's name, as opened (SQLite keeps it while the file is open)
 	buf     uintptr                     // walRunBytes (from the first run held): the held run
 	runOff  int64                       // where the held run goes
 	run     int32                       // bytes held: 0 when nothing is
@@ -155,7 +162,7 @@ func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlag
 	data := (*walVFSData)(cptr((*sqlite3.Tsqlite3_vfs)(cptr(pVfs)).FpAppData))
 	b := (*sqlite3.Tsqlite3_vfs)(cptr(data.base))
 	w := (*walFile)(cptr(pFile + walFileExtOffset(b.FszOsFile)))
-	*w = walFile{key: data.key}
+	*w = walFile{key: data.key, name: zName}
 	rc := callOpen(b.FxOpen)(tls, data.base, zName, pFile, flags, pOutFlags)
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))
 	if rc != sqlite3.SQLITE_OK || f.FpMethods == 0 {
@@ -210,24 +217,37 @@ func (w *walFile) flush(tls *libc.TLS, p uintptr) int32 {
 	if rc := callReadWrite(w.baseMethods().FxWrite)(tls, p, w.buf, w.run, w.runOff); rc != sqlite3.SQLITE_OK {
 		return rc
 	}
-	w.run = 0
+	w.drop(tls, p)
 	return sqlite3.SQLITE_OK
 }
 
+// drop forgets the held run, and the connection of tls forgets p as the
+// file whose run it holds: the key points at a file only while its run
+// is held.
+func (w *walFile) drop(tls *libc.TLS, p uintptr) {
+	w.run = 0
+	if libc.Xpthread_getspecific(tls, w.key) == p {
+		libc.Xpthread_setspecific(tls, w.key, 0)
+	}
+}
+
 // flushHeld writes out the run the connection of tls holds, if any,
-// before the connection changes a lock. What is held then is never part
-// of a commit (a commit writes its run out before it returns): it is what
-// a transaction that spilled and then rolled back wrote, which SQLite's
-// own VFS would have written already. So a run that fails to write is
-// dropped: it must not outlive the WAL's write lock.
-func flushHeld(tls *libc.TLS, key libc.Tpthread_key_t) {
+// before the connection changes a lock of the database file db. When the
+// run is that database's WAL's, what is held then is never part of a
+// commit (a commit writes its run out before it returns): it is what a
+// transaction that spilled and then rolled back wrote, which SQLite's own
+// VFS would have written already. So such a run that fails to write is
+// dropped: it must not outlive the WAL's write lock. The run of another
+// database's WAL (an attached one's) stays held on failure, for its own
+// commit to write or fail on.
+func flushHeld(tls *libc.TLS, key libc.Tpthread_key_t, db uintptr) {
 	p := libc.Xpthread_getspecific(tls, key)
 	if p == 0 {
 		return
 	}
 	w := walOf(p)
-	if w.flush(tls, p) != sqlite3.SQLITE_OK {
-		w.run = 0
+	if w.flush(tls, p) != sqlite3.SQLITE_OK && libc.GoString(w.name) == libc.GoString(walOf(db).name)+"-wal" {
+		w.drop(tls, p)
 	}
 }
 
@@ -320,9 +340,7 @@ func walRead(tls *libc.TLS, p, buf uintptr, amt int32, off int64) int32 {
 func walClose(tls *libc.TLS, p uintptr) int32 {
 	w := walOf(p)
 	rc := w.flush(tls, p)
-	if libc.Xpthread_getspecific(tls, w.key) == p {
-		libc.Xpthread_setspecific(tls, w.key, 0)
-	}
+	w.drop(tls, p) // what is held now is junk: a commit writes its run out
 	buf, closeFn := w.buf, w.baseMethods().FxClose
 	// The default VFS's close may look at pMethods: give it its own back.
 	(*sqlite3.Tsqlite3_file)(cptr(p)).FpMethods = w.base
@@ -370,19 +388,19 @@ func walFileControl(tls *libc.TLS, p uintptr, op int32, pArg uintptr) int32 {
 
 func dbShmLock(tls *libc.TLS, p uintptr, offset, n, flags int32) int32 {
 	w := walOf(p)
-	flushHeld(tls, w.key)
+	flushHeld(tls, w.key, p)
 	return callShmLock(w.baseMethods().FxShmLock)(tls, p, offset, n, flags)
 }
 
 func dbShmUnmap(tls *libc.TLS, p uintptr, deleteFlag int32) int32 {
 	w := walOf(p)
-	flushHeld(tls, w.key)
+	flushHeld(tls, w.key, p)
 	return callShmUnmap(w.baseMethods().FxShmUnmap)(tls, p, deleteFlag)
 }
 
 func dbUnlock(tls *libc.TLS, p uintptr, lock int32) int32 {
 	w := walOf(p)
-	flushHeld(tls, w.key)
+	flushHeld(tls, w.key, p)
 	return callLock(w.baseMethods().FxUnlock)(tls, p, lock)
 }
 

@@ -349,6 +349,69 @@ func TestWALVFSHoldsRunsOfFrames(t *testing.T) {
 		})
 	}
 
+	t.Run("the connection keeps only the file it holds a run of", func(t *testing.T) {
+		f := openWALTestFile(t, "")
+		key := walOf(f.p).key
+		f.write(walHeaderBytes(4096), 0)
+		f.writeFrames(0, 2, false)
+		if got := libc.Xpthread_getspecific(f.tls, key); got != f.p {
+			t.Fatalf("the connection keeps %#x while a run is held, want the WAL file %#x", got, f.p)
+		}
+		// A second WAL of the connection (an attached database's)
+		// starts a run: the first one's goes out first.
+		if err := os.WriteFile(filepath.Join(filepath.Dir(f.path), "y.db"), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g := openVFSTestFile(t, f.tls, filepath.Join(filepath.Dir(f.path), "y.db-wal"), sqlite3.SQLITE_OPEN_WAL)
+		g.write(walHeaderBytes(4096), 0)
+		g.writeFrames(0, 1, false)
+		f.checkFrames(2, false, "after another WAL of the connection started a run")
+		if got := libc.Xpthread_getspecific(f.tls, key); got != g.p {
+			t.Fatalf("the connection keeps %#x, want the second WAL file %#x", got, g.p)
+		}
+		g.writeFrames(1, 2, true)
+		g.checkFrames(2, true, "after the second WAL's commit")
+		if got := libc.Xpthread_getspecific(f.tls, key); got != 0 {
+			t.Fatalf("the connection keeps %#x with nothing held, want nothing", got)
+		}
+		g.close()
+		f.close()
+	})
+
+	t.Run("a run that fails to write", func(t *testing.T) {
+		f := openWALTestFile(t, "")
+		f.write(walHeaderBytes(4096), 0)
+		f.writeFrames(0, 2, false)
+		w := walOf(f.p)
+		w.runOff = -frameOffset(0) // pwrite refuses a negative offset
+		var size int64
+		if rc := callFileSize(f.methods().FxFileSize)(f.tls, f.p, uintptr(unsafe.Pointer(&size))); rc == sqlite3.SQLITE_OK {
+			t.Fatal("the size query succeeded although the held run could not be written")
+		}
+		if w.run == 0 {
+			t.Fatal("a run that failed to write was dropped on a call on the WAL file; want it kept for the commit to write or fail on")
+		}
+		// Another database's lock change leaves it held...
+		other := f.openDB("y.db", f.tls)
+		_ = callLock(other.methods().FxUnlock)(f.tls, other.p, sqlite3.SQLITE_LOCK_NONE)
+		other.close()
+		if w.run == 0 {
+			t.Fatal("another database's lock change dropped the run")
+		}
+		// ...its own database's drops it: it must not outlive the
+		// WAL's write lock.
+		db := f.openDB("x.db", f.tls)
+		_ = callLock(db.methods().FxUnlock)(f.tls, db.p, sqlite3.SQLITE_LOCK_NONE)
+		db.close()
+		if w.run != 0 || libc.Xpthread_getspecific(f.tls, w.key) != 0 {
+			t.Fatalf("after its database's lock change %d bytes are held (the connection keeps %#x); want the run dropped", w.run, libc.Xpthread_getspecific(f.tls, w.key))
+		}
+		if got := len(f.onDisk()); got != walHeader {
+			t.Fatalf("the file is %d bytes: something of the failed run was written", got)
+		}
+		f.close()
+	})
+
 	t.Run("another connection's lock changes leave it held", func(t *testing.T) {
 		f := openWALTestFile(t, "")
 		f.write(walHeaderBytes(4096), 0)
