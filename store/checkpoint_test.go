@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -372,5 +373,52 @@ func TestWALResetSyncsAhead(t *testing.T) {
 	page, err := e.s.ListClients(ctxb, ClientQuery{Search: "Reset Test", Limit: 1})
 	if err != nil || page.Total != 300 {
 		t.Errorf("after reopening: %d clients found (%v), want 300", page.Total, err)
+	}
+}
+
+// While commits keep coming during the syncs, the background goes on
+// passing until a pass copies little: the writer's share is the copy and
+// sync of what the last pass left.
+func TestWALResetPassesUntilOneIsShort(t *testing.T) {
+	var e *env
+	var mu sync.Mutex
+	syncs, busy := 0, 3 // the first three syncs see commits meanwhile
+	e = newEnv(t, func(o *Options) {
+		o.searchDelay = time.Hour
+		o.syncDB = func() error {
+			mu.Lock()
+			syncs++
+			n := syncs
+			mu.Unlock()
+			if n > busy || e == nil {
+				return nil
+			}
+			batch := make([]ClientData, 1500)
+			for i := range batch {
+				batch[i] = ClientData{CustomerID: fmt.Sprintf("cus_P%dx%04d", n, i), Name: fmt.Sprintf("Pass %d client %d %s", n, i, strings.Repeat("long name ", 15)), Email: fmt.Sprintf("p%d.%d@example.com", n, i)}
+			}
+			if _, err := e.s.UpsertClients(ctxb, SourceSync, batch); err != nil {
+				t.Errorf("commits during a sync: %v", err)
+			}
+			return nil
+		}
+	})
+	if _, err := e.s.UpsertClients(ctxb, SourceSync, []ClientData{{CustomerID: "cus_Pstart", Name: "Start"}}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	syncs = 0 // what the background did on its own does not count
+	mu.Unlock()
+	e.s.readyWALReset(ctxb)
+	mu.Lock()
+	n := syncs
+	mu.Unlock()
+	// Syncs 1-3 each came with commits; the pass after sync 4 copies
+	// only what sync 3's commits left, if anything.
+	if n < busy+1 || n > walCatchUpPasses {
+		t.Fatalf("the background synced %d times ahead of the writer, want passes until one after a quiet sync (%d) and at most %d", n, busy+1, walCatchUpPasses)
+	}
+	if !e.s.walReset.Load() {
+		t.Fatal("the writer was not asked to let the WAL start over")
 	}
 }
