@@ -52,12 +52,15 @@ const (
 )
 
 // walLimitBytes is the size the WAL file is cut back to when it starts
-// over (journal_size_limit). Above what walResetFrames lets the WAL grow
-// to under load (frames are a page and 24 bytes), so that a busy store
-// never cuts it: freeing and then allocating again the file's blocks made
-// the first commit after each restart take ~40 ms more in the webhook
-// bench (max latency 124-160 → 65 ms).
-const walLimitBytes = 320 << 20
+// over (journal_size_limit). Above what the WAL grows to under load
+// (frames are a page and 24 bytes): walResetFrames, and what is committed
+// while the background catches up before the writer's finish (under the
+// webhook bench's load 70,000-90,000 frames in all, up to 370 MB), so that
+// a busy store never cuts it: freeing and then allocating again the
+// file's blocks made the first commit after each restart take ~40 ms more
+// in the webhook bench (max latency 124-160 → 65 ms). A quiet store cuts
+// it to nothing (walIdleTruncate).
+const walLimitBytes = 448 << 20
 
 // walIdleTruncate is how long a store goes without commits before its
 // long WAL file (a quarter of walLimitBytes) is cut to nothing.
