@@ -372,32 +372,58 @@ func (s *Store) RecordRejected(ctx context.Context, att WebhookAttempt, reason s
 
 // ReplayWebhook processes a stored event again (staff), applying its
 // effect as a delivery would, and audits webhook.replayed with the new
-// outcome. Effects are idempotent (newer-wins upserts, one billing row per
-// event), so replaying a processed event changes nothing.
+// outcome, which it returns. Effects are idempotent (newer-wins upserts,
+// one billing row per event), so replaying a processed event changes
+// nothing.
 func (s *Store) ReplayWebhook(ctx context.Context, a Actor, eventID string, process Processor) (string, error) {
-	ev, err := s.GetWebhook(ctx, eventID)
-	if err != nil {
-		return "", err
-	}
-	in := IncomingEvent{EventID: ev.EventID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode,
-		Created: ev.Created, CustomerID: ev.CustomerID, Payload: ev.Payload, Secret: ev.Secret}
-	effect, perr := runProcessor(process, in)
-	var outcome string
-	err = s.write(ctx, func(tx *wtx) error {
-		in := in
-		var errText string
-		var err error
-		if outcome, errText, err = tx.applyEffect(ctx, &in, effect, perr, false); err != nil {
+	r, err := s.ReplayWebhookDetail(ctx, a, eventID, process)
+	return r.Outcome, err
+}
+
+// WebhookReplay is what a replay did to an event.
+type WebhookReplay struct {
+	Type    string // the event's type
+	Before  string // its status before the replay
+	Outcome string // its status after
+	Error   string // why it failed, when Outcome is failed
+}
+
+// ReplayWebhookDetail is ReplayWebhook, returning what the replay did.
+// The event is read, processed and written in one write transaction, so
+// that what is reported is what was replayed, whatever deliveries of the
+// same event do meanwhile.
+func (s *Store) ReplayWebhookDetail(ctx context.Context, a Actor, eventID string, process Processor) (WebhookReplay, error) {
+	var r WebhookReplay
+	err := s.write(ctx, func(tx *wtx) error {
+		ev, err := scanWebhook(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhook_events WHERE event_id = ?`, eventID), true)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errorf(CodeNotFound, "no webhook event %s", clip(eventID, 60))
+		}
+		if err != nil {
+			return err
+		}
+		in := IncomingEvent{EventID: ev.EventID, Type: ev.Type, APIVersion: ev.APIVersion, Livemode: ev.Livemode,
+			Created: ev.Created, CustomerID: ev.CustomerID, Payload: ev.Payload, Secret: ev.Secret}
+		effect, perr := runProcessor(process, in)
+		outcome, errText, err := tx.applyEffect(ctx, &in, effect, perr, false)
+		if err != nil {
 			return err
 		}
 		if _, err := tx.upsertEvent(ctx, in, outcome, errText, false); err != nil {
 			return err
 		}
-		return tx.audit(ctx, a, ActionWebhookReplayed, eventID, Detail{
+		if err := tx.audit(ctx, a, ActionWebhookReplayed, eventID, Detail{
 			"event_id": eventID, "type": ev.Type, "before": ev.Status, "outcome": outcome,
-		})
+		}); err != nil {
+			return err
+		}
+		r = WebhookReplay{Type: ev.Type, Before: ev.Status, Outcome: outcome, Error: errText}
+		return nil
 	})
-	return outcome, err
+	if err != nil {
+		return WebhookReplay{}, err
+	}
+	return r, nil
 }
 
 // --- reading ---------------------------------------------------------------

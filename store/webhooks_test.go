@@ -367,8 +367,9 @@ func TestReplayWebhook(t *testing.T) {
 	// A replay that fails keeps the event failed, with the new error, and
 	// is audited with that outcome.
 	receive(t, e, whEvent("evt_r2", "invoice.paid", "cus_W7", e.clock.Now()), failProc("bug"))
-	if out, err := e.s.ReplayWebhook(ctxb, staff, "evt_r2", failProc("still a bug")); err != nil || out != WebhookFailed {
-		t.Fatalf("failing replay: %s %v", out, err)
+	r, err := e.s.ReplayWebhookDetail(ctxb, staff, "evt_r2", failProc("still a bug"))
+	if err != nil || r != (WebhookReplay{Type: "invoice.paid", Before: WebhookFailed, Outcome: WebhookFailed, Error: "still a bug"}) {
+		t.Fatalf("failing replay: %+v %v", r, err)
 	}
 	if w := mustWebhook(t, e.s, "evt_r2"); w.Status != WebhookFailed || w.Error != "still a bug" {
 		t.Errorf("%+v", w)

@@ -546,23 +546,17 @@ after its replay (its error is printed: fix the cause, then replay again).`,
 			}
 			tally := map[string]int{}
 			for _, id := range ids {
-				before, err := e.st.GetWebhook(inv.Ctx, id)
+				r, err := e.st.ReplayWebhookDetail(inv.Ctx, inv.actor(), id, webhooks.Process)
 				if err != nil {
-					if !failed || store.ErrorCode(err) != store.CodeNotFound {
-						return e.storeError(err)
+					if failed && store.ErrorCode(err) == store.CodeNotFound {
+						continue // pruned meanwhile
 					}
-					continue // pruned meanwhile
-				}
-				outcome, err := e.st.ReplayWebhook(inv.Ctx, inv.actor(), id, webhooks.Process)
-				if err != nil {
 					return e.storeError(err)
 				}
-				tally[outcome]++
-				msg := fmt.Sprintf("%s  %s: %s → %s", printable(id), printable(before.Type), before.Status, outcome)
-				if outcome == store.WebhookFailed {
-					if after, err := e.st.GetWebhook(inv.Ctx, id); err == nil && after.Error != "" {
-						msg += " (" + printable(after.Error) + ")"
-					}
+				tally[r.Outcome]++
+				msg := fmt.Sprintf("%s  %s: %s → %s", printable(id), printable(r.Type), r.Before, r.Outcome)
+				if r.Outcome == store.WebhookFailed && r.Error != "" {
+					msg += " (" + printable(r.Error) + ")"
 				}
 				fmt.Fprintln(inv.Stdout, msg)
 			}
