@@ -165,13 +165,13 @@ func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlag
 	*w = walFile{key: data.key, name: zName}
 	rc := callOpen(b.FxOpen)(tls, data.base, zName, pFile, flags, pOutFlags)
 	f := (*sqlite3.Tsqlite3_file)(cptr(pFile))
-	if rc != sqlite3.SQLITE_OK || f.FpMethods == 0 {
+	isWAL, isDB := flags&sqlite3.SQLITE_OPEN_WAL != 0, flags&sqlite3.SQLITE_OPEN_MAIN_DB != 0
+	if rc != sqlite3.SQLITE_OK || f.FpMethods == 0 || !(isWAL || isDB) {
 		return rc
 	}
-	switch {
-	case flags&sqlite3.SQLITE_OPEN_WAL != 0:
-		w.base = f.FpMethods
-		w.methods = *(*sqlite3.Tsqlite3_io_methods)(cptr(w.base))
+	w.base = f.FpMethods
+	w.methods = *(*sqlite3.Tsqlite3_io_methods)(cptr(w.base))
+	if isWAL {
 		w.methods.FxClose = funcPtr(walClose)
 		w.methods.FxRead = funcPtr(walRead)
 		w.methods.FxWrite = funcPtr(walWrite)
@@ -179,17 +179,13 @@ func walVFSOpen(tls *libc.TLS, pVfs, zName, pFile uintptr, flags int32, pOutFlag
 		w.methods.FxSync = funcPtr(walSync)
 		w.methods.FxFileSize = funcPtr(walFileSize)
 		w.methods.FxFileControl = funcPtr(walFileControl)
-	case flags&sqlite3.SQLITE_OPEN_MAIN_DB != 0:
-		w.base = f.FpMethods
-		w.methods = *(*sqlite3.Tsqlite3_io_methods)(cptr(w.base))
+	} else {
 		w.methods.FxClose = funcPtr(dbClose)
 		w.methods.FxUnlock = funcPtr(dbUnlock)
 		if w.methods.FiVersion >= 2 && w.methods.FxShmLock != 0 {
 			w.methods.FxShmLock = funcPtr(dbShmLock)
 			w.methods.FxShmUnmap = funcPtr(dbShmUnmap)
 		}
-	default:
-		return rc
 	}
 	f.FpMethods = uintptr(unsafe.Pointer(&w.methods))
 	return rc
@@ -341,14 +337,20 @@ func walClose(tls *libc.TLS, p uintptr) int32 {
 	w := walOf(p)
 	rc := w.flush(tls, p)
 	w.drop(tls, p) // what is held now is junk: a commit writes its run out
-	buf, closeFn := w.buf, w.baseMethods().FxClose
-	// The default VFS's close may look at pMethods: give it its own back.
-	(*sqlite3.Tsqlite3_file)(cptr(p)).FpMethods = w.base
-	if crc := callClose(closeFn)(tls, p); rc == sqlite3.SQLITE_OK {
+	buf := w.buf
+	if crc := w.closeBase(tls, p); rc == sqlite3.SQLITE_OK {
 		rc = crc
 	}
 	libc.Xfree(tls, buf)
 	return rc
+}
+
+// closeBase closes the file with the default VFS, which may look at
+// pMethods: it gets its own back first (w is not to be used after).
+func (w *walFile) closeBase(tls *libc.TLS, p uintptr) int32 {
+	closeFn := w.baseMethods().FxClose
+	(*sqlite3.Tsqlite3_file)(cptr(p)).FpMethods = w.base
+	return callClose(closeFn)(tls, p)
 }
 
 func walTruncate(tls *libc.TLS, p uintptr, size int64) int32 {
@@ -405,10 +407,7 @@ func dbUnlock(tls *libc.TLS, p uintptr, lock int32) int32 {
 }
 
 func dbClose(tls *libc.TLS, p uintptr) int32 {
-	w := walOf(p)
-	closeFn := w.baseMethods().FxClose
-	(*sqlite3.Tsqlite3_file)(cptr(p)).FpMethods = w.base
-	return callClose(closeFn)(tls, p)
+	return walOf(p).closeBase(tls, p)
 }
 
 // SQLite's function pointers, as modernc.org/sqlite represents them: a

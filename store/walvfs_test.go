@@ -746,15 +746,7 @@ func TestWALVFSRolledBackSpillNeverOverwritesACommit(t *testing.T) {
 		}
 	}
 	before := walSize(t, path)
-	tx, err := a.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 40 {
-		if _, err := tx.Exec(`INSERT INTO t (who, v) VALUES ('a, rolled back', randomblob(3000))`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	tx := insertWho(t, a, "a, rolled back", 40)
 	spilled := walSize(t, path)
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
@@ -764,16 +756,7 @@ func TestWALVFSRolledBackSpillNeverOverwritesACommit(t *testing.T) {
 		t.Fatalf("the WAL was %d bytes, %d with a's spilled frames, %d after the rollback: no spilled frames were held", before, spilled, after)
 	}
 	// b commits over the frames a wrote and rolled back.
-	txb, err := b.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for range 60 {
-		if _, err := txb.Exec(`INSERT INTO t (who, v) VALUES ('b', randomblob(3000))`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := txb.Commit(); err != nil {
+	if err := insertWho(t, b, "b", 60).Commit(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Exec(`INSERT INTO t (who, v) VALUES ('a', randomblob(3000))`); err != nil {
@@ -807,6 +790,22 @@ func TestWALVFSRolledBackSpillNeverOverwritesACommit(t *testing.T) {
 	}
 	check(b, "read by b")
 	check(crashCopy(t, path), "after a crash")
+}
+
+// insertWho begins a transaction on db and inserts n rows of who, a page
+// each, in it.
+func insertWho(t *testing.T, db *sql.DB, who string, n int) *sql.Tx {
+	t.Helper()
+	tx, err := db.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if _, err := tx.Exec(`INSERT INTO t (who, v) VALUES (?, randomblob(3000))`, who); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return tx
 }
 
 // walSize is the size of the WAL file of the database at path.

@@ -395,10 +395,7 @@ type WebhookReplay struct {
 func (s *Store) ReplayWebhookDetail(ctx context.Context, a Actor, eventID string, process Processor) (WebhookReplay, error) {
 	var r WebhookReplay
 	err := s.write(ctx, func(tx *wtx) error {
-		ev, err := scanWebhook(tx.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhook_events WHERE event_id = ?`, eventID), true)
-		if errors.Is(err, sql.ErrNoRows) {
-			return errorf(CodeNotFound, "no webhook event %s", clip(eventID, 60))
-		}
+		ev, err := getWebhook(ctx, tx, eventID)
 		if err != nil {
 			return err
 		}
@@ -454,7 +451,11 @@ func scanWebhook(sc interface{ Scan(...any) error }, withPayload bool) (WebhookE
 
 // GetWebhook returns a stored event with its payload.
 func (s *Store) GetWebhook(ctx context.Context, eventID string) (WebhookEvent, error) {
-	e, err := scanWebhook(s.rdb.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhook_events WHERE event_id = ?`, eventID), true)
+	return getWebhook(ctx, s.rdb, eventID)
+}
+
+func getWebhook(ctx context.Context, q queryRower, eventID string) (WebhookEvent, error) {
+	e, err := scanWebhook(q.QueryRowContext(ctx, `SELECT `+webhookColumns+` FROM webhook_events WHERE event_id = ?`, eventID), true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, errorf(CodeNotFound, "no webhook event %s", clip(eventID, 60))
 	}
